@@ -1,0 +1,235 @@
+"""Scripted synthetic WebM media made by real encoders (libvpx + libopus via PyAV).
+
+Tests, the perf suite and demos need reproducible recordings with known
+content: a textured moving "head" over a background and speech-like audio
+(voiced harmonic syllables with pauses).  Each :class:`Segment` of a script
+says what happens during its seconds, so tests know what the analysis should
+find.  Nothing here is used by the server itself.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of scripted media.
+
+    ``speech``: voiced syllables are present; ``pitch_hz`` their F0;
+    ``loudness_db`` their level in dBFS; ``pause_every_s`` inserts a silent
+    pause of ``pause_s`` that often (hesitant speech); ``motion`` is one of
+    ``still``, ``nod``, ``shake``, ``fidget``, ``absent`` (head leaves frame).
+    """
+
+    seconds: float
+    speech: bool = True
+    pitch_hz: float = 140.0
+    loudness_db: float = -20.0
+    pause_every_s: float = 0.0
+    pause_s: float = 0.0
+    motion: str = "still"
+
+
+@dataclass
+class Script:
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return sum(s.seconds for s in self.segments)
+
+    def segment_at(self, t: float) -> Segment:
+        acc = 0.0
+        for seg in self.segments:
+            if t < acc + seg.seconds:
+                return seg
+            acc += seg.seconds
+        return self.segments[-1]
+
+    def start_of(self, index: int) -> float:
+        return sum(s.seconds for s in self.segments[:index])
+
+
+def default_script(seconds: float = 40.0) -> Script:
+    """A conversation-like script cycling through lively, hesitant and silent parts."""
+    pattern = [
+        Segment(8, speech=True, pitch_hz=150, loudness_db=-18, motion="nod"),
+        Segment(6, speech=True, pitch_hz=120, loudness_db=-26, pause_every_s=1.2, pause_s=0.8, motion="still"),
+        Segment(7, speech=False, motion="still"),
+        Segment(6, speech=True, pitch_hz=210, loudness_db=-14, motion="fidget"),
+        Segment(5, speech=False, motion="absent"),
+        Segment(8, speech=True, pitch_hz=135, loudness_db=-20, motion="shake"),
+    ]
+    segs: list[Segment] = []
+    total = 0.0
+    i = 0
+    while total < seconds - 1e-9:
+        seg = pattern[i % len(pattern)]
+        take = min(seg.seconds, seconds - total)
+        segs.append(Segment(take, seg.speech, seg.pitch_hz, seg.loudness_db, seg.pause_every_s, seg.pause_s, seg.motion))
+        total += take
+        i += 1
+    return Script(segs)
+
+
+def synth_audio(script: Script, sample_rate: int = 48000, seed: int = 7) -> np.ndarray:
+    """Mono float32 speech-like audio following the script."""
+    rng = np.random.default_rng(seed)
+    n_total = int(round(script.duration * sample_rate))
+    out = np.zeros(n_total, dtype=np.float32)
+    # low background noise so silence is not digital zero
+    out += (rng.standard_normal(n_total) * 10 ** (-62 / 20)).astype(np.float32)
+    pos = 0
+    for seg in script.segments:
+        n = int(round(seg.seconds * sample_rate))
+        if seg.speech:
+            out[pos:pos + n] += _speech_like(n, sample_rate, seg, rng)
+        pos += n
+    return np.clip(out, -1.0, 1.0)
+
+
+def _speech_like(n: int, sr: int, seg: Segment, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / sr
+    sig = np.zeros(n, dtype=np.float64)
+    # syllables of 120-260 ms separated by 30-90 ms gaps, words end with longer gaps
+    cursor = 0.0
+    dur = n / sr
+    next_pause = seg.pause_every_s if seg.pause_every_s > 0 else math.inf
+    while cursor < dur:
+        if cursor >= next_pause:
+            cursor += seg.pause_s
+            next_pause = cursor + seg.pause_every_s
+            continue
+        syl = rng.uniform(0.12, 0.26)
+        a, b = int(cursor * sr), min(n, int((cursor + syl) * sr))
+        if b <= a:
+            break
+        tt = t[a:b] - cursor
+        f0 = seg.pitch_hz * (1 + 0.08 * np.sin(2 * np.pi * rng.uniform(2, 5) * tt)) * rng.uniform(0.9, 1.1)
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+        env = np.sin(np.pi * np.clip(tt / syl, 0, 1)) ** 0.6
+        sig[a:b] += voiced * env
+        cursor += syl + rng.uniform(0.03, 0.09)
+        if rng.random() < 0.25:
+            cursor += rng.uniform(0.1, 0.2)
+    peak = np.sqrt(np.mean(sig[sig != 0] ** 2)) if np.any(sig) else 1.0
+    return (sig / peak * 10 ** (seg.loudness_db / 20)).astype(np.float32)
+
+
+def _head_position(script: Script, t: float, width: int, height: int) -> tuple[float, float, float] | None:
+    seg = script.segment_at(t)
+    cx, cy, r = width / 2, height / 2, height * 0.22
+    if seg.motion == "absent":
+        return None
+    if seg.motion == "nod":
+        cy += height * 0.05 * math.sin(2 * math.pi * 2.0 * t)
+    elif seg.motion == "shake":
+        cx += width * 0.06 * math.sin(2 * math.pi * 2.2 * t)
+    elif seg.motion == "fidget":
+        cx += width * 0.08 * math.sin(2 * math.pi * 0.7 * t) + width * 0.02 * math.sin(2 * math.pi * 5.3 * t)
+        cy += height * 0.05 * math.cos(2 * math.pi * 1.1 * t)
+    return cx, cy, r
+
+
+def synth_frame(script: Script, t: float, width: int, height: int) -> np.ndarray:
+    """One RGB frame: a gradient background and a textured head disc."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[..., 0] = 40 + (xx * 60 // max(1, width))
+    img[..., 1] = 60 + (yy * 60 // max(1, height))
+    img[..., 2] = 90
+    head = _head_position(script, t, width, height)
+    if head is not None:
+        cx, cy, r = head
+        d2 = ((xx - cx) / (r * 0.8)) ** 2 + ((yy - cy) / r) ** 2
+        mask = d2 <= 1.0
+        shade = (200 - 40 * d2).clip(0, 255)
+        img[mask, 0] = shade[mask]
+        img[mask, 1] = (shade[mask] * 0.75).astype(np.uint8)
+        img[mask, 2] = (shade[mask] * 0.6).astype(np.uint8)
+        for ex in (-0.35, 0.35):  # eyes and mouth give the disc texture
+            ey = cy - 0.2 * r
+            m = ((xx - (cx + ex * r)) ** 2 + (yy - ey) ** 2) <= (0.1 * r) ** 2
+            img[m] = (30, 30, 30)
+        m = (np.abs(yy - (cy + 0.45 * r)) < 0.05 * r) & (np.abs(xx - cx) < 0.35 * r)
+        img[m] = (120, 30, 30)
+    return img
+
+
+def encode_webm(
+    script: Script,
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 20,
+    video_codec: str = "libvpx",
+    audio: bool = True,
+    video: bool = True,
+    gop: int = 100,
+    live: bool = True,
+) -> bytes:
+    """Encode the script as WebM (VP8 or VP9 + Opus), in a MediaRecorder-like layout."""
+    import av
+
+    buf = io.BytesIO()
+    options = {"live": "1"} if live else {}
+    container = av.open(buf, mode="w", format="webm", options=options)
+    vstream = astream = None
+    if video:
+        vstream = container.add_stream(video_codec, rate=fps)
+        vstream.width, vstream.height = width, height
+        vstream.pix_fmt = "yuv420p"
+        vstream.codec_context.gop_size = gop
+        vstream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        vstream.codec_context.bit_rate = 400_000
+    if audio:
+        astream = container.add_stream("libopus", rate=48000)
+        astream.codec_context.layout = "mono"
+        astream.codec_context.bit_rate = 32_000
+    duration = script.duration
+    n_frames = int(round(duration * fps))
+    samples = synth_audio(script) if audio else None
+    apos = 0
+    chunk = 960  # 20 ms at 48 kHz
+    for i in range(n_frames if video else 0):
+        t = i / fps
+        if astream is not None and samples is not None:
+            while apos < len(samples) and apos / 48000 <= t + 1 / fps:
+                apos = _encode_audio_chunk(container, astream, samples, apos, chunk)
+        frame = av.VideoFrame.from_ndarray(synth_frame(script, t, width, height), format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        for packet in vstream.encode(frame):
+            container.mux(packet)
+    if astream is not None and samples is not None:
+        while apos < len(samples):
+            apos = _encode_audio_chunk(container, astream, samples, apos, chunk)
+        for packet in astream.encode(None):
+            container.mux(packet)
+    if vstream is not None:
+        for packet in vstream.encode(None):
+            container.mux(packet)
+    container.close()
+    return buf.getvalue()
+
+
+def _encode_audio_chunk(container, astream, samples: np.ndarray, apos: int, chunk: int) -> int:
+    import av
+
+    part = samples[apos:apos + chunk]
+    if len(part) < chunk:
+        part = np.pad(part, (0, chunk - len(part)))
+    frame = av.AudioFrame.from_ndarray(part.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = 48000
+    frame.pts = apos
+    frame.time_base = Fraction(1, 48000)
+    for packet in astream.encode(frame):
+        container.mux(packet)
+    return apos + chunk
