@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -175,12 +176,17 @@ def encode_webm(
     gop: int = 100,
     live: bool = True,
 ) -> bytes:
-    """Encode the script as WebM (VP8 or VP9 + Opus), in a MediaRecorder-like layout."""
+    """Encode the script as WebM (VP8 or VP9 + Opus).
+
+    ``live=True`` (default): MediaRecorder's layout (see :func:`recorder_layout`):
+    unknown-size Segment and Clusters, no SeekHead, no Cues.  ``live=False``:
+    ffmpeg's file layout: known sizes, SeekHead, Void, Cues, Tags.
+    ``video_codec``: ``libvpx`` (VP8) or ``libvpx-vp9`` (VP9).
+    """
     import av
 
     buf = io.BytesIO()
-    options = {"live": "1"} if live else {}
-    container = av.open(buf, mode="w", format="webm", options=options)
+    container = av.open(buf, mode="w", format="webm")
     vstream = astream = None
     if video:
         vstream = container.add_stream(video_codec, rate=fps)
@@ -217,7 +223,81 @@ def encode_webm(
         for packet in vstream.encode(None):
             container.mux(packet)
     container.close()
-    return buf.getvalue()
+    data = buf.getvalue()
+    return recorder_layout(data) if live else data
+
+
+_UNKNOWN_SIZE = bytes.fromhex("01FFFFFFFFFFFFFF")  # 8-byte "unknown" size, as Chrome writes it
+_INFO_DURATION = 0x4489
+
+
+def recorder_layout(webm: bytes) -> bytes:
+    """Rewrite a WebM file into the layout browsers' MediaRecorder streams.
+
+    The Segment and every Cluster get an unknown size (``01 FF FF FF FF FF FF FF``),
+    SeekHead and Cues are dropped and Info loses its Duration (a live recorder
+    knows neither sizes nor the end).  Everything else (EBML header, Info,
+    Tracks, Void, Tags, the blocks) is copied byte for byte.
+    """
+    from inter1srv.ingest import ebml
+
+    out = bytearray()
+    for eid, head, body, end in _walk(webm, 0, len(webm)):
+        if eid != ebml.SEGMENT:
+            out += webm[head:end]
+            continue
+        out += webm[head:head + 4] + _UNKNOWN_SIZE
+        for cid, chead, cbody, cend in _walk(webm, body, end):
+            if cid in (ebml.SEEK_HEAD, ebml.CUES):
+                continue
+            if cid == ebml.CLUSTER:
+                out += webm[chead:chead + 4] + _UNKNOWN_SIZE + webm[cbody:cend]
+            elif cid == ebml.INFO:
+                kept = b"".join(webm[h:e] for i, h, _, e in _walk(webm, cbody, cend) if i != _INFO_DURATION)
+                out += webm[chead:chead + 4] + _size_vint(len(kept)) + kept
+            else:
+                out += webm[chead:cend]
+    return bytes(out)
+
+
+def _size_vint(n: int) -> bytes:
+    return (n | (1 << 56)).to_bytes(8, "big")
+
+
+def _walk(data: bytes, pos: int, end: int):
+    """(id, header start, payload start, payload end) of the elements in data[pos:end].
+
+    An unknown-size Segment runs to ``end``; an unknown-size Cluster to the first
+    element that cannot be its child.
+    """
+    from inter1srv.ingest import ebml
+
+    while pos < end:
+        eid, n = ebml.read_id(data, pos, end)
+        size, m = ebml.read_size(data, pos + n, end)
+        body = pos + n + m
+        if size != ebml.UNKNOWN_SIZE:
+            stop = body + size
+        elif eid == ebml.CLUSTER:
+            stop = _unknown_cluster_end(data, body, end)
+        else:
+            stop = end
+        yield eid, pos, body, min(stop, end)
+        pos = stop
+
+
+def _unknown_cluster_end(data: bytes, pos: int, end: int) -> int:
+    """Where an unknown-size Cluster starting its payload at ``pos`` ends."""
+    from inter1srv.ingest import ebml
+
+    allowed = ebml.CLUSTER_CHILDREN | ebml.GLOBAL_IDS
+    while pos < end:
+        eid, n = ebml.read_id(data, pos, end)
+        if eid not in allowed:
+            break
+        size, m = ebml.read_size(data, pos + n, end)
+        pos += n + m + size
+    return min(pos, end)
 
 
 def _encode_audio_chunk(container, astream, samples: np.ndarray, apos: int, chunk: int) -> int:
@@ -233,3 +313,132 @@ def _encode_audio_chunk(container, astream, samples: np.ndarray, apos: int, chun
     for packet in astream.encode(frame):
         container.mux(packet)
     return apos + chunk
+
+
+# --- a minimal WebM writer, for hand-built streams in tests ---------------------------
+def ebml_id(eid: int) -> bytes:
+    return eid.to_bytes((eid.bit_length() + 7) // 8, "big")
+
+
+def ebml_size(n: int) -> bytes:
+    """Shortest size vint for ``n`` (all-ones values are reserved for "unknown")."""
+    for length in range(1, 9):
+        if n < (1 << (7 * length)) - 1:
+            return (n | (1 << (7 * length))).to_bytes(length, "big")
+    raise ValueError("size too large for a vint")
+
+
+def ebml_element(eid: int, payload: bytes | int | float | str) -> bytes:
+    """One element; ints are written as unsigned integers, floats as 8-byte doubles."""
+    if isinstance(payload, bool | int):
+        payload = int(payload).to_bytes(max(1, (int(payload).bit_length() + 7) // 8), "big")
+    elif isinstance(payload, float):
+        payload = struct.pack(">d", payload)
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    return ebml_id(eid) + ebml_size(len(payload)) + payload
+
+
+def block_payload(track: int, rel: int, flags: int, frames: list[bytes], lacing: str | None = None) -> bytes:
+    """A (Simple)Block payload holding ``frames``, laced ``xiph``, ``ebml`` or ``fixed`` (or not)."""
+    if lacing is None:
+        if len(frames) != 1:
+            raise ValueError("several frames need lacing")
+        return ebml_size(track) + rel.to_bytes(2, "big", signed=True) + bytes([flags]) + frames[0]
+    head = bytearray([len(frames) - 1])
+    sizes = [len(f) for f in frames]
+    if lacing == "xiph":
+        bits = 0b010
+        for size in sizes[:-1]:
+            head += b"\xff" * (size // 255) + bytes([size % 255])
+    elif lacing == "ebml":
+        bits = 0b110
+        head += ebml_size(sizes[0])
+        for prev, size in zip(sizes[:-2], sizes[1:-1], strict=True):
+            diff = size - prev
+            for length in range(1, 9):
+                bias = (1 << (7 * length - 1)) - 1
+                if -bias <= diff <= bias:
+                    head += ((diff + bias) | (1 << (7 * length))).to_bytes(length, "big")
+                    break
+    elif lacing == "fixed":
+        bits = 0b100
+        if len(set(sizes)) != 1:
+            raise ValueError("fixed lacing needs frames of one size")
+    else:
+        raise ValueError(f"unknown lacing {lacing!r}")
+    return (ebml_size(track) + rel.to_bytes(2, "big", signed=True) + bytes([flags | bits])
+            + bytes(head) + b"".join(frames))
+
+
+@dataclass(frozen=True)
+class MuxTrack:
+    """A track for :func:`mux_webm`; ``kind`` is ``video`` or ``audio``."""
+
+    number: int
+    kind: str
+    codec_id: str
+    codec_private: bytes = b""
+    width: int = 320
+    height: int = 240
+    sample_rate: float = 48000.0
+    channels: int = 1
+    default_duration_ns: int = 0
+    codec_delay_ns: int = 0
+
+
+def mux_webm(
+    tracks: list[MuxTrack],
+    blocks,
+    *,
+    doc_type: str = "webm",
+    live: bool = True,
+    cluster_seconds: float = 1.0,
+) -> bytes:
+    """A WebM stream from ``blocks`` (objects with ``track``, ``time`` (s), ``keyframe``, ``data``).
+
+    ``live``: unknown-size Segment and Clusters (MediaRecorder) instead of known sizes.
+    A new Cluster starts every ``cluster_seconds`` (and whenever time goes backwards).
+    """
+    ms = 1_000_000
+    head = ebml_element(0x1A45DFA3, b"".join([
+        ebml_element(0x4286, 1), ebml_element(0x42F7, 1), ebml_element(0x42F2, 4),
+        ebml_element(0x42F3, 8), ebml_element(0x4282, doc_type), ebml_element(0x4287, 4),
+        ebml_element(0x4285, 2),
+    ]))
+    info = ebml_element(0x1549A966, ebml_element(0x2AD7B1, ms) + ebml_element(0x4D80, "synthmedia"))
+    entries = []
+    for t in tracks:
+        fields = [ebml_element(0xD7, t.number), ebml_element(0x73C5, t.number),
+                  ebml_element(0x83, 1 if t.kind == "video" else 2), ebml_element(0x86, t.codec_id)]
+        if t.codec_private:
+            fields.append(ebml_element(0x63A2, t.codec_private))
+        if t.default_duration_ns:
+            fields.append(ebml_element(0x23E383, t.default_duration_ns))
+        if t.codec_delay_ns:
+            fields.append(ebml_element(0x56AA, t.codec_delay_ns))
+        if t.kind == "video":
+            fields.append(ebml_element(0xE0, ebml_element(0xB0, t.width) + ebml_element(0xBA, t.height)))
+        else:
+            fields.append(ebml_element(0xE1, ebml_element(0xB5, float(t.sample_rate))
+                                       + ebml_element(0x9F, t.channels)))
+        entries.append(ebml_element(0xAE, b"".join(fields)))
+    body = bytearray(info + ebml_element(0x1654AE6B, b"".join(entries)))
+    cluster: bytearray | None = None
+    cluster_ms = 0
+
+    def close_cluster() -> None:
+        if cluster is not None:
+            size = _UNKNOWN_SIZE if live else ebml_size(len(cluster))
+            body.extend(ebml_id(0x1F43B675) + size + cluster)
+
+    for b in blocks:
+        t_ms = int(round(b.time * 1000))
+        if cluster is None or t_ms < cluster_ms or t_ms - cluster_ms >= min(cluster_seconds * 1000, 32767):
+            close_cluster()
+            cluster, cluster_ms = bytearray(ebml_element(0xE7, t_ms)), t_ms
+        flags = 0x80 if b.keyframe else 0
+        cluster += ebml_element(0xA3, block_payload(b.track, t_ms - cluster_ms, flags, [b.data]))
+    close_cluster()
+    seg_size = _UNKNOWN_SIZE if live else ebml_size(len(body))
+    return head + ebml_id(0x18538067) + seg_size + bytes(body)

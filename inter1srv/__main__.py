@@ -1,0 +1,3 @@
+from inter1srv.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The ``inter1srv`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import ServerConfig
+from .keys import KeyStore
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="keys, ledger and timelines (default ~/.local/share/inter1srv)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inter1srv", description="Self-hostable Inter-1 Streaming API server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start every process of a one-host server")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (one per GPU; default 1)")
+    serve.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    serve.add_argument("--max-sessions", type=int)
+    serve.add_argument("--idle-timeout", type=int, dest="session_idle_timeout_seconds")
+    serve.add_argument("--max-duration", type=int, dest="session_max_duration_seconds")
+    serve.add_argument("--max-segment-bytes", type=int, dest="max_segment_size_bytes")
+
+    for role in ("frontend", "sequencer", "worker"):
+        p = sub.add_parser(role, help=f"run only the {role} role (systemd units use these)")
+        _common(p)
+        if role == "worker":
+            p.add_argument("--id", help="worker id (default: from the pid)")
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("name")
+    _common(create)
+    lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    _common(lst)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
+    revoke.add_argument("key")
+    _common(revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k in ServerConfig.__dataclass_fields__}
+    cfg = ServerConfig.from_env(**overrides)
+    if args.command == "keys":
+        return _keys(args, cfg)
+    if args.command == "serve":
+        from .supervisor import main as serve_main
+
+        return serve_main(cfg)
+    if args.command == "frontend":
+        from .frontend.server import main as frontend_main
+
+        frontend_main(cfg)
+    elif args.command == "sequencer":
+        from .sequencer.service import main as sequencer_main
+
+        sequencer_main(cfg)
+    elif args.command == "worker":
+        from workers.service import main as worker_main
+
+        worker_main(cfg, args.id)
+    return 0
+
+
+def _keys(args, cfg: ServerConfig) -> int:
+    store = KeyStore(cfg.data_dir)
+    if args.keys_command == "create":
+        record, secret = store.create(args.name)
+        print(secret)
+        print(f"created {record.key_id} ({record.name}); the key is shown only once", file=sys.stderr)
+    elif args.keys_command == "list":
+        for r in store.list():
+            print(f"{r.key_id}\t{r.name}\t{'revoked' if r.revoked else 'active'}")
+    elif args.keys_command == "revoke":
+        if not store.revoke(args.key):
+            print(f"no active key {args.key!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key}", file=sys.stderr)
+    return 0

@@ -1,0 +1,102 @@
+"""A session's media path on the frontend: WebM bytes in, analysis media into the session's ring.
+
+Runs in a thread-pool thread (never on the event loop); one call at a time per
+session, so the ring keeps a single writer.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+from inter1srv.config import ServerConfig
+from inter1srv.ingest.decode import DecodedMedia, MediaDecoder
+from inter1srv.ingest.errors import IngestError
+from shm.media_ring import MediaRing
+from shm.segment import segment_name
+
+TRACK_LAG_TOLERANCE_S = 3.0  # a modality lagging more than this is treated as missing
+
+
+@dataclass
+class PumpResult:
+    until: float  # media time available to analysis (both present modalities)
+    backlog: bool  # undecoded media is waiting for the analysis frontier to move
+    warnings: list[IngestError] = field(default_factory=list)
+
+
+class MediaPipeline:
+    def __init__(self, cfg: ServerConfig, server_prefix: str, session_id: str):
+        self.cfg = cfg
+        self.decoder = MediaDecoder(
+            fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height
+        )
+        slots = math.ceil(cfg.ring_seconds * cfg.analysis_fps) + 4
+        self.ring = MediaRing.create(
+            segment_name(server_prefix, session_id),
+            video_slots=slots,
+            max_width=cfg.analysis_width,
+            max_height=cfg.analysis_max_height,
+            audio_seconds=cfg.ring_seconds,
+        )
+        self.video_until = 0.0
+        self.audio_until = 0.0
+        self.finished = False
+        self._lock = threading.Lock()  # feed/pump/finish/close never overlap, even after a cancelled await
+
+    @property
+    def ring_name(self) -> str:
+        return self.ring.name
+
+    def feed(self, data: bytes) -> None:
+        """Demux now (cheap); decoding waits for :meth:`pump`. Raises IngestError."""
+        with self._lock:
+            self.decoder.feed(data)
+
+    def pump(self, limit: float) -> PumpResult:
+        """Decode queued media up to media time ``limit`` and write it into the ring."""
+        with self._lock:
+            out = self.decoder.decode(until=limit)
+            self._write(out)
+        backlog = self.decoder.queued_until is not None and self.decoder.queued_until > limit
+        return PumpResult(self.until(), backlog, list(out.warnings))
+
+    def finish(self) -> PumpResult:
+        """End of stream: flush the decoders (call once nothing is queued beyond the limit)."""
+        with self._lock:
+            out = self.decoder.finish()
+            self._write(out)
+            self.finished = True
+            self.ring.mark_ended()
+        return PumpResult(self.until(final=True), False, list(out.warnings))
+
+    def _write(self, out: DecodedMedia) -> None:
+        for t, frame in out.frames:
+            self.ring.write_frame(t, frame)
+        if len(out.audio):
+            self.ring.write_audio(out.audio)
+        self.video_until = max(self.video_until, out.video_until or 0.0)
+        self.audio_until = max(self.audio_until, out.audio_until or 0.0)
+
+    def until(self, final: bool = False) -> float:
+        present = []
+        if self.decoder.has_video:
+            present.append(self.video_until)
+        if self.decoder.has_audio:
+            present.append(self.audio_until)
+        if not present:
+            return 0.0
+        if final or max(present) - min(present) > TRACK_LAG_TOLERANCE_S:
+            return max(present)
+        return min(present)
+
+    def close(self) -> None:
+        """Release the decoders and unlink the ring (the frontend created it, so it unlinks it)."""
+        with self._lock:
+            self.decoder.close()
+            try:
+                self.ring.unlink()
+            except FileNotFoundError:
+                pass
+            self.ring.close()

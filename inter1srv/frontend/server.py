@@ -1,0 +1,211 @@
+"""The frontend process: WebSocket sessions, HTTP probes, and the link to the sequencer."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from inter1srv import __version__, logs, sdnotify
+from inter1srv.config import ServerConfig
+from inter1srv.ipc import AsyncChannel, ChannelClosed
+from inter1srv.keys import KeyStore
+from inter1srv.protocol.constants import STREAM_PATHS
+
+from .auth import SUBPROTOCOL, credential_from, offered_subprotocols
+from .metrics import Metrics
+from .session import Session
+
+log = logging.getLogger("inter1srv.frontend")
+
+
+class Frontend:
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+        self.keys = KeyStore(cfg.data_dir)
+        self.sessions: dict[str, Session] = {}
+        self.sequencer: AsyncChannel | None = None
+        self.workers_up = 0
+        self.metrics = Metrics()
+        self.decode_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="decode"
+        )
+        self.server_prefix = f"i1s.{cfg.instance_pid or os.getpid()}."
+        self.draining = False
+        self.timeline_dir = cfg.data_path / "timelines"
+        self.timeline_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- readiness ------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.sequencer is not None and self.workers_up > 0 and not self.draining
+
+    @property
+    def capacity_left(self) -> int:
+        return max(0, self.cfg.max_sessions - len(self.sessions))
+
+    # -- HTTP side of the upgrade -------------------------------------------------
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            body = orjson.dumps(
+                {
+                    "ready": self.ready and self.capacity_left > 0,
+                    "sessions": len(self.sessions),
+                    "capacity_left": self.capacity_left if self.ready else 0,
+                    "workers": self.workers_up,
+                    "version": __version__,
+                }
+            ).decode()
+            status = HTTPStatus.OK if self.ready and self.capacity_left > 0 else HTTPStatus.SERVICE_UNAVAILABLE
+            response = connection.respond(status, body + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
+        if path == "/metrics":
+            response = connection.respond(HTTPStatus.OK, self.metrics.render(self))
+            response.headers["Content-Type"] = "text/plain; version=0.0.4"
+            return response
+        if path not in STREAM_PATHS:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        record = self.keys.verify(credential_from(request.headers))
+        if record is None:
+            self.metrics.inc("auth_failures_total")
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "missing, unknown or revoked credential\n")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="inter1srv"'
+            return response
+        connection.key_record = record  # type: ignore[attr-defined]
+        return None
+
+    @staticmethod
+    def select_subprotocol(connection: ServerConnection, subprotocols) -> str | None:
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
+
+    # -- sessions -------------------------------------------------------------------
+    async def handle(self, ws: ServerConnection) -> None:
+        session = Session(self, ws)
+        await session.run()
+
+    def register(self, session: Session) -> None:
+        self.sessions[session.sid] = session
+
+    def unregister(self, session: Session) -> None:
+        self.sessions.pop(session.sid, None)
+
+    def to_sequencer(self, message: dict) -> bool:
+        if self.sequencer is None:
+            return False
+        try:
+            self.sequencer.send(message)
+            return True
+        except ChannelClosed:
+            return False
+
+    async def _sequencer_link(self, connected: asyncio.Event) -> None:
+        """Keep a connection to the sequencer; route its messages to sessions."""
+        while True:
+            try:
+                channel = await AsyncChannel.connect(self.cfg.control_socket)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            channel.send({"op": "hello", "role": "frontend", "pid": os.getpid()})
+            self.sequencer = channel
+            connected.set()
+            try:
+                while True:
+                    msg = await channel.recv()
+                    self._route(msg)
+            except ChannelClosed:
+                pass
+            self.sequencer = None
+            self.workers_up = 0
+            logs.log(log, logging.ERROR, "sequencer connection lost", sessions=len(self.sessions))
+            for session in list(self.sessions.values()):
+                session.internal_failure("The analysis sequencer stopped; this session cannot continue.")
+            await asyncio.sleep(0.2)
+
+    def _route(self, msg: dict) -> None:
+        op = msg.get("op")
+        if op == "status":
+            self.workers_up = int(msg.get("workers", 0))
+            return
+        session = self.sessions.get(msg.get("sid", ""))
+        if session is None:
+            return
+        if op == "events":
+            session.deliver(msg["events"], msg.get("frontier"), final=msg.get("final", False))
+        elif op == "aborted":
+            session.record_implicit(msg.get("implicit", []))
+        elif op == "failed":
+            session.internal_failure(msg.get("message", "internal failure"))
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        connected = asyncio.Event()
+        link = asyncio.create_task(self._sequencer_link(connected))
+        await connected.wait()
+        async with serve(
+            self.handle,
+            self.cfg.host,
+            self.cfg.port,
+            process_request=self.process_request,
+            select_subprotocol=self.select_subprotocol,
+            compression=None,  # permessage-deflate costs ~35x on video bytes
+            max_size=2 * self.cfg.max_segment_size_bytes,
+            max_queue=4,
+            reuse_port=True,
+            server_header=f"inter1srv/{__version__}",
+        ) as server:
+            while self.workers_up == 0:
+                await asyncio.sleep(0.05)
+            sdnotify.notify("READY=1")
+            logs.log(log, logging.INFO, "frontend ready", host=self.cfg.host, port=self.cfg.port)
+            watchdog = asyncio.create_task(self._watchdog())
+            await stop.wait()
+            sdnotify.notify("STOPPING=1")
+            self.draining = True
+            server.close(close_connections=False)
+            await self.drain()
+            watchdog.cancel()
+        link.cancel()
+        self.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def drain(self) -> None:
+        sessions = list(self.sessions.values())
+        for session in sessions:
+            session.begin_drain("server_shutdown")
+        if sessions:
+            await asyncio.wait([asyncio.ensure_future(s.done.wait()) for s in sessions],
+                               timeout=self.cfg.max_drain_seconds + 5)
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            sdnotify.notify("WATCHDOG=1")
+
+
+def main(cfg: ServerConfig) -> None:
+    logs.setup("frontend")
+    import uvloop
+
+    uvloop.run(Frontend(cfg).run())
+
+
+__all__ = ["Frontend", "main", "offered_subprotocols"]

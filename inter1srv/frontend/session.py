@@ -1,0 +1,390 @@
+"""One client connection: the session's protocol state, media ingest and ordered event delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from inter1srv import __version__, logs
+from inter1srv.ingest.errors import IngestError
+from inter1srv.protocol.client_messages import (
+    CloseRequest,
+    Configure,
+    ProtocolError,
+    SessionConfig,
+    parse_text_frame,
+)
+from inter1srv.protocol.constants import GOAL_DIMENSIONS, OFFICIAL_INCLUDE_FLAGS, SIGNALS, ErrorCode
+from inter1srv.protocol.envelope import build_envelope, close_code_for, encode, error_data
+
+from .pipeline import MediaPipeline
+
+log = logging.getLogger("inter1srv.frontend.session")
+
+_CLOSE = object()
+
+
+class Session:
+    def __init__(self, frontend, ws: ServerConnection):
+        self.fe = frontend
+        self.cfg = frontend.cfg
+        self.ws = ws
+        self.sid = "sess_" + uuid.uuid4().hex[:20]
+        self.correlation_id = str(uuid.uuid4())
+        self.key = getattr(ws, "key_record", None)
+        self.config = SessionConfig()
+        self.state = "open"  # open -> closing -> ended | failed | aborted
+        self.pipeline: MediaPipeline | None = None
+        self.media_lock = asyncio.Lock()
+        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.frontier = 0.0
+        self.frontier_moved = asyncio.Event()
+        self.ended_sent = asyncio.Event()
+        self.implicit_recorded = asyncio.Event()
+        self.done = asyncio.Event()
+        self.sent_until = 0.0
+        self.segment = 0
+        self.final_close_code = 1000
+        self.started = time.monotonic()
+        self.last_media = self.started
+        self.warned: set[str] = set()
+        self.timeline = None
+        self._drain_task: asyncio.Task | None = None
+        self._ingest_task: asyncio.Task | None = None
+        self.pending = bytearray()  # received, not yet fed to the demuxer
+        self.pending_segment = 0
+        self.ingest_wakeup = asyncio.Event()
+        self.ingest_room = asyncio.Event()
+
+    # -- entry --------------------------------------------------------------------
+    async def run(self) -> None:
+        if not self.fe.ready or self.fe.capacity_left <= 0:
+            await self._refuse("No analysis capacity is available right now; try again shortly.")
+            return
+        self.fe.register(self)
+        self.fe.metrics.inc("sessions_total")
+        sender = None
+        try:
+            self.pipeline = MediaPipeline(self.cfg, self.fe.server_prefix, self.sid)
+            opened = self.fe.to_sequencer(
+                {
+                    "op": "open",
+                    "sid": self.sid,
+                    "ring": self.pipeline.ring_name,
+                    "key_id": self.key.key_id if self.key else None,
+                    "correlation_id": self.correlation_id,
+                    "config": self._config_message(),
+                }
+            )
+            if not opened:
+                await self._refuse("The analysis sequencer is not available.")
+                return
+            self.timeline = open(self.fe.timeline_dir / f"{self.sid}.jsonl", "ab")
+            sender = asyncio.create_task(self._sender())
+            self._emit("session.ready", self._ready_data())
+            logs.log(log, logging.INFO, "session opened", session=self.sid, correlation_id=self.correlation_id,
+                     key_id=self.key.key_id if self.key else None)
+            await self._receive_loop()
+        except Exception:  # noqa: BLE001 - any bug ends this session only, with ih1001
+            log.exception("session failed")
+            self.internal_failure("Internal failure of this session.")
+        finally:
+            await self._cleanup(sender)
+
+    async def _refuse(self, message: str) -> None:
+        envelope = build_envelope("error", error_data(ErrorCode.NO_CAPACITY, message), t=0.0,
+                                  correlation_id=self.correlation_id)
+        try:
+            await self.ws.send(encode(envelope))
+            await self.ws.close(1013, "no capacity")
+        except ConnectionClosed:
+            pass
+        self.state = "ended"
+        self.done.set()
+
+    def _ready_data(self) -> dict:
+        return {
+            "session_idle_timeout_seconds": self.cfg.session_idle_timeout_seconds,
+            "session_max_duration_seconds": self.cfg.session_max_duration_seconds,
+            "max_segment_duration_seconds": None,
+            "min_segment_size_bytes": self.cfg.min_segment_size_bytes,
+            "max_segment_size_bytes": self.cfg.max_segment_size_bytes,
+            "supported_session_config_options": {
+                "include": list(OFFICIAL_INCLUDE_FLAGS),
+                "goal_dimensions": list(GOAL_DIMENSIONS),
+                "model": None,
+            },
+            "session_id": self.sid,
+            "window_seconds": self.cfg.window_seconds,
+            "hop_seconds": self.cfg.hop_seconds,
+            "signals": list(SIGNALS),
+            "server_version": __version__,
+        }
+
+    def _config_message(self) -> dict:
+        return {"include": list(self.config.include), "goal_dimensions": self.config.goal_dimensions}
+
+    # -- receiving --------------------------------------------------------------------
+    async def _receive_loop(self) -> None:
+        while True:
+            timeout = self._time_left()
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), timeout=timeout)
+            except TimeoutError:
+                self._on_timeout()
+                continue
+            except ConnectionClosed:
+                return
+            if isinstance(message, str):
+                self._on_text(message)
+            else:
+                await self._on_binary(message)
+
+    def _time_left(self) -> float | None:
+        if self.state != "open":
+            return None
+        now = time.monotonic()
+        idle = self.last_media + self.cfg.session_idle_timeout_seconds - now
+        lifetime = self.started + self.cfg.session_max_duration_seconds - now
+        return max(0.0, min(idle, lifetime))
+
+    def _on_timeout(self) -> None:
+        now = time.monotonic()
+        if now >= self.started + self.cfg.session_max_duration_seconds:
+            self.begin_drain("max_duration", ErrorCode.MAX_DURATION,
+                             f"Maximum session duration of {self.cfg.session_max_duration_seconds} s reached.")
+        else:
+            self.begin_drain("idle_timeout", ErrorCode.IDLE_TIMEOUT,
+                             f"No media for {self.cfg.session_idle_timeout_seconds} s.")
+
+    def _on_text(self, text: str) -> None:
+        message = parse_text_frame(text)
+        if isinstance(message, Configure):
+            self.config = message.config
+            self.fe.to_sequencer({"op": "config", "sid": self.sid, "config": self._config_message()})
+            self._emit("session.updated", self.config.to_wire())
+        elif isinstance(message, CloseRequest):
+            self.begin_drain("client_shutdown")
+        elif isinstance(message, ProtocolError):
+            self._error(message.code, message.message)
+
+    async def _on_binary(self, data: bytes) -> None:
+        index = self.segment
+        self.segment += 1
+        self.fe.metrics.inc("bytes_received_total", len(data))
+        if len(data) > self.cfg.max_segment_size_bytes:
+            self._fatal(ErrorCode.SEGMENT_TOO_LARGE,
+                        f"Binary frame of {len(data)} bytes is over max_segment_size_bytes "
+                        f"({self.cfg.max_segment_size_bytes}).", segment=index)
+            return
+        if self.state != "open" or not data:
+            return  # after session.close, media is refused; empty frames carry nothing
+        self.last_media = time.monotonic()
+        self.pending += data
+        self.pending_segment = index
+        self.ingest_wakeup.set()
+        if self._ingest_task is None:
+            self._ingest_task = asyncio.create_task(self._ingest_loop())
+        # Socket backpressure: stop reading while too many undecoded bytes wait. Decoding itself
+        # is paced by the analysis frontier (see _pump), so decoded media stays bounded too.
+        while len(self.pending) > self.cfg.max_buffered_bytes and self.state == "open":
+            self.ingest_room.clear()
+            await self.ingest_room.wait()
+
+    async def _ingest_loop(self) -> None:
+        """Feed what arrived (coalesced: any split costs the same) and decode what the frontier allows."""
+        while self.state in ("open", "closing"):
+            await self.ingest_wakeup.wait()
+            self.ingest_wakeup.clear()
+            async with self.media_lock:
+                await self._ingest_pending()
+            self.ingest_room.set()
+
+    async def _ingest_pending(self) -> None:
+        while self.pending and self.state in ("open", "closing"):
+            data, segment = bytes(self.pending), self.pending_segment
+            self.pending.clear()
+            self.ingest_room.set()
+            try:
+                await self._in_thread(self.pipeline.feed, data)
+                await self._pump()
+            except IngestError as exc:
+                self._fatal(exc.code, exc.message, segment=segment)
+
+    async def _in_thread(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.fe.decode_pool, fn, *args)
+
+    async def _pump(self) -> None:
+        """Decode what the analysis frontier allows; wait (not reading the socket) while it is behind."""
+        while self.state in ("open", "closing"):
+            result = await self._in_thread(self.pipeline.pump, self.frontier + self.cfg.backpressure_seconds)
+            self._warnings(result.warnings)
+            self._announce(result.until)
+            if not result.backlog:
+                return
+            self.frontier_moved.clear()
+            try:
+                await asyncio.wait_for(self.frontier_moved.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            self.last_media = time.monotonic()
+
+    def _announce(self, until: float) -> None:
+        if until > self.sent_until:
+            self.sent_until = until
+            self.fe.to_sequencer({"op": "media", "sid": self.sid, "until": until})
+
+    def _warnings(self, warnings: list[IngestError]) -> None:
+        for w in warnings:
+            key = f"{w.code}:{w.message}"
+            if key not in self.warned:
+                self.warned.add(key)
+                self._error(w.code, w.message)
+
+    # -- closing --------------------------------------------------------------------------
+    def begin_drain(self, reason: str, code: str | None = None, message: str | None = None) -> None:
+        if self.state != "open":
+            return
+        self.state = "closing"
+        self.ingest_room.set()
+        if reason == "server_shutdown":
+            self.final_close_code = 1001  # going away
+        if code is not None:
+            self._error(code, message or "")
+        self._drain_task = asyncio.create_task(self._drain(reason))
+
+    async def _drain(self, reason: str) -> None:
+        self._emit("session.closing", {"max_drain_seconds": self.cfg.max_drain_seconds})
+        try:
+            async with self.media_lock:
+                await self._ingest_pending()
+                await self._pump()
+                if self.state != "closing":
+                    return
+                result = await self._in_thread(self.pipeline.finish)
+                self._warnings(result.warnings)
+                self._announce(result.until)
+                truncated = getattr(self.pipeline.decoder, "truncated", False)
+                if truncated:
+                    self.final_close_code = 1007
+                    self._error(ErrorCode.MALFORMED_MEDIA, "The stream ended inside a WebM element (truncated stream).")
+        except IngestError as exc:
+            self.final_close_code = close_code_for(exc.code) or 1007
+            self._error(exc.code, exc.message)
+        self.fe.to_sequencer({"op": "close", "sid": self.sid, "until": self.sent_until, "reason": reason})
+        try:
+            await asyncio.wait_for(self.ended_sent.wait(), timeout=self.cfg.max_drain_seconds)
+        except TimeoutError:
+            self.internal_failure("The session could not be drained in time.")
+
+    def _fatal(self, code: str, message: str, segment: int | None = None) -> None:
+        """An error that ends the session at once (its close code comes from the error table)."""
+        if self.state in ("ended", "failed", "aborted"):
+            return
+        self._error(code, message, segment)
+        self.state = "failed"
+        self.ingest_room.set()
+        self._abort_analysis()
+        self.outbox.put_nowait((_CLOSE, close_code_for(code) or 1011, code))
+
+    def internal_failure(self, message: str) -> None:
+        self._fatal(ErrorCode.INTERNAL, message)
+
+    def _abort_analysis(self) -> None:
+        if not self.fe.to_sequencer({"op": "abort", "sid": self.sid, "reason": "error"}):
+            self.implicit_recorded.set()
+
+    # -- outgoing -------------------------------------------------------------------------------
+    def deliver(self, events: list[dict], frontier: float | None, final: bool = False) -> None:
+        """Events from the sequencer, already in media order."""
+        for ev in events:
+            self._emit(ev["type"], ev["data"], t=ev["t"])
+        if frontier is not None and frontier > self.frontier:
+            self.frontier = frontier
+            self.frontier_moved.set()
+        if final:
+            self.outbox.put_nowait((_CLOSE, self.final_close_code, "session ended"))
+
+    def record_implicit(self, events: list[dict]) -> None:
+        """Implicit signal ends at an abrupt end: stored in the timeline, not sent."""
+        for ev in events:
+            envelope = build_envelope(ev["type"], ev["data"], t=ev["t"], correlation_id=self.correlation_id)
+            envelope["implicit"] = True
+            self._record(envelope)
+        self.implicit_recorded.set()
+
+    def _error(self, code: str, message: str, segment: int | None = None) -> None:
+        self.fe.metrics.inc(f'errors_total{{code="{code}"}}')
+        self._emit("error", error_data(code, message, segment))
+
+    def _emit(self, event_type: str, data: dict, t: float | None = None) -> None:
+        envelope = build_envelope(event_type, data, t=self.sent_until if t is None else t,
+                                  correlation_id=self.correlation_id)
+        self.outbox.put_nowait(envelope)
+
+    def _record(self, envelope: dict) -> None:
+        if self.timeline is not None and not self.timeline.closed:
+            self.timeline.write(orjson.dumps(envelope) + b"\n")
+
+    def _sync_timeline(self) -> None:
+        self.timeline.flush()
+        os.fsync(self.timeline.fileno())
+
+    async def _sender(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            if isinstance(item, tuple) and item[0] is _CLOSE:
+                if self.state in ("open", "closing"):
+                    self.state = "ended"
+                self.ended_sent.set()
+                try:
+                    await self.ws.close(item[1], item[2][:120])
+                except ConnectionClosed:
+                    pass
+                return
+            self._record(item)
+            if item["type"] == "session.ended" and self.timeline is not None:
+                await self._in_thread(self._sync_timeline)  # the timeline is complete before the client hears
+            try:
+                await self.ws.send(encode(item))
+            except ConnectionClosed:
+                pass
+
+    async def _cleanup(self, sender: asyncio.Task | None) -> None:
+        if self.state in ("open", "closing"):
+            # abrupt disconnect: cancel in-flight analysis; signals end implicitly (timeline only)
+            self.state = "aborted"
+            self._abort_analysis()
+            self.outbox.put_nowait((_CLOSE, 1000, ""))
+        elif self.state == "failed":
+            pass
+        else:
+            self.implicit_recorded.set()
+        for task in (self._drain_task, self._ingest_task):
+            if task is not None and not task.done():
+                task.cancel()
+        self.ingest_room.set()
+        try:
+            await asyncio.wait_for(self.implicit_recorded.wait(), timeout=3.0)
+        except TimeoutError:
+            pass
+        if sender is not None:
+            try:
+                await asyncio.wait_for(sender, timeout=5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                sender.cancel()
+        async with self.media_lock:
+            if self.pipeline is not None:
+                await self._in_thread(self.pipeline.close)
+        if self.timeline is not None:
+            self.timeline.close()
+        self.fe.unregister(self)
+        self.done.set()
+        logs.log(log, logging.INFO, "session closed", session=self.sid, state=self.state)

@@ -1,0 +1,174 @@
+"""``inter1srv serve``: start every role as its own process, restart what dies, drain on SIGTERM.
+
+Children report readiness with the sd_notify protocol (READY=1) on a socket
+the supervisor owns, exactly as they would to systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from shm.segment import sweep_creator, sweep_stale
+
+from . import logs
+from .config import ServerConfig
+
+log = logging.getLogger("inter1srv.supervisor")
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Child:
+    role: str
+    index: int = 0
+    proc: subprocess.Popen | None = None
+    ready: bool = False
+    restarts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+class Supervisor:
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+        cfg.instance_pid = os.getpid()
+        self.prefix = f"i1s.{cfg.instance_pid}."
+        self.children: list[Child] = []
+        self.stopping = False
+        self.notify_address = f"\0inter1srv-notify-{os.getpid()}"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.notify.bind(self.notify_address)
+        self.notify.settimeout(0.2)
+
+    # -- children ----------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.cfg.to_env())
+        env["NOTIFY_SOCKET"] = "@" + self.notify_address[1:]
+        env.pop("WATCHDOG_USEC", None)
+        return env
+
+    def _spawn(self, child: Child) -> None:
+        cmd = [sys.executable, "-m", "inter1srv", child.role]
+        if child.role == "worker":
+            cmd += ["--id", f"w{child.index}"]
+        child.proc = subprocess.Popen(cmd, env=self._env())
+        child.ready = False
+        child.started_at = time.monotonic()
+        logs.log(log, logging.INFO, "started", child=child.role, index=child.index, pid=child.proc.pid)
+
+    def _poll_notify(self) -> None:
+        try:
+            data, ancdata, _flags, _addr = self.notify.recvmsg(4096, socket.CMSG_SPACE(12))
+        except (TimeoutError, BlockingIOError):
+            return
+        pid = None
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", payload[:12])[0]
+        if pid is None or b"READY=1" not in data.split(b"\n"):
+            return
+        for child in self.children:
+            if child.pid == pid:
+                child.ready = True
+
+    def _wait_ready(self, children: list[Child]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(c.ready for c in children):
+            if time.monotonic() > deadline:
+                raise RuntimeError("children did not become ready: " + ", ".join(c.role for c in children if not c.ready))
+            for c in children:
+                if c.proc and c.proc.poll() is not None:
+                    raise RuntimeError(f"{c.role} exited with {c.proc.returncode} during start-up")
+            self._poll_notify()
+
+    # -- main ---------------------------------------------------------------------
+    def run(self) -> int:
+        removed = sweep_stale()
+        if removed:
+            logs.log(log, logging.WARNING, "removed stale shared memory of a dead server", segments=len(removed))
+        os.makedirs(self.cfg.data_path, exist_ok=True)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            sequencer = Child("sequencer")
+            self.children.append(sequencer)
+            self._spawn(sequencer)
+            self._wait_ready([sequencer])
+            workers = [Child("worker", i) for i in range(self.cfg.workers)]
+            self.children += workers
+            for w in workers:
+                self._spawn(w)
+            self._wait_ready(workers)
+            frontend = Child("frontend")
+            self.children.append(frontend)
+            self._spawn(frontend)
+            self._wait_ready([frontend])
+        except RuntimeError as exc:
+            logs.log(log, logging.ERROR, "start-up failed", error=str(exc))
+            self._shutdown()
+            return 1
+        print(f"inter1srv ready on ws://{self.cfg.host}:{self.cfg.port}/v1/stream/analyze "
+              f"(workers={self.cfg.workers}, data dir {self.cfg.data_path})", flush=True)
+        while not self.stopping:
+            self._poll_notify()
+            self._reap()
+        self._shutdown()
+        return 0
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.stopping = True
+
+    def _reap(self) -> None:
+        for child in self.children:
+            if self.stopping or child.proc is None or child.proc.poll() is None:
+                continue
+            code = child.proc.returncode
+            logs.log(log, logging.ERROR, "child exited; restarting", child=child.role, index=child.index,
+                     pid=child.pid, code=code)
+            if child.role == "frontend":
+                sweep_creator(self.prefix, child.pid)
+            child.restarts += 1
+            if time.monotonic() - child.started_at < 2.0:
+                time.sleep(1.0)  # do not spin on a child that dies at once
+            self._spawn(child)
+
+    def _shutdown(self) -> None:
+        """Frontend first (it drains sessions), then workers and the sequencer."""
+        self.stopping = True
+        order = [[c for c in self.children if c.role == "frontend"],
+                 [c for c in self.children if c.role != "frontend"]]
+        for group, grace in zip(order, (self.cfg.max_drain_seconds + 10, 15), strict=True):
+            for c in group:
+                if c.proc and c.proc.poll() is None:
+                    c.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for c in group:
+                if c.proc is None:
+                    continue
+                try:
+                    c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    c.proc.kill()
+                    c.proc.wait()
+        for c in self.children:
+            if c.pid:
+                sweep_creator(self.prefix, c.pid)
+        self.notify.close()
+
+
+def main(cfg: ServerConfig) -> int:
+    logs.setup("supervisor")
+    return Supervisor(cfg).run()

@@ -1,0 +1,329 @@
+"""The baseline cue model on real (libvpx/libopus-encoded, PyAV-decoded) scripted media.
+
+default_script(40): 0-8 lively speech + nod, 8-14 hesitant speech (0.8 s pauses)
++ still, 14-21 silence + still, 21-27 loud high speech + fidget, 27-32 silence +
+head absent, 32-40 speech + shake.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from workers.baseline import NONVERBAL_CUES, PARAVERBAL_CUES, BaselineModel
+from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, WindowInput
+
+LIVELY = (0, 3, 5)
+HESITANT = 1
+SILENT_STILL = 2
+ABSENT = 4
+MODELLED = {"engagement", "disengagement", "confidence", "hesitation", "stress"}
+WINDOW, HOP = 8.0, 2.0
+
+
+@pytest.fixture(scope="module")
+def model() -> BaselineModel:
+    return BaselineModel("cpu")
+
+
+@pytest.fixture(scope="module")
+def session(media, model):
+    """Windows every HOP s over the recording; each commits its newest HOP s, like the sequencer."""
+    starts = np.arange(0.0, media.script.duration - WINDOW + 1e-9, HOP)
+    windows = [media.window(float(s), float(s) + WINDOW) for s in starts]
+    results = model.analyze(windows)
+    times, scores, cues = [], {k: [] for k in (*SIGNAL_TYPES, "eng", "dis")}, []
+    for k, r in enumerate(results):
+        a = r["start"] if k == 0 else r["end"] - HOP
+        for i, t in enumerate(r["times"]):
+            if a - 1e-6 <= t < r["end"] - 1e-6:
+                times.append(t)
+                for s in SIGNAL_TYPES:
+                    scores[s].append(r["signals"][s][i])
+                scores["eng"].append(r["engagement"][i])
+                scores["dis"].append(r["disengagement"][i])
+        for c in r["cues"]:  # each cue clipped to the slice this window commits
+            lo, hi = max(c["start"], a), min(c["end"], r["end"])
+            if hi > lo:
+                cues.append({**c, "start": lo, "end": hi})
+    return {"windows": windows, "results": results, "times": np.array(times),
+            "scores": {k: np.array(v) for k, v in scores.items()}, "cues": cues}
+
+
+def interior(session, media, seg: int, margin: float = 1.0) -> np.ndarray:
+    s, e = media.segment_bounds(seg)
+    t = session["times"]
+    return (t >= s + margin) & (t + STEP_SECONDS <= e - margin)
+
+
+def cue_fraction(cues, name: str, lo: float, hi: float, weighted: bool = True) -> float:
+    total = 0.0
+    for c in cues:
+        if c["cue"] == name:
+            ov = max(0.0, min(c["end"], hi) - max(c["start"], lo))
+            total += ov * (c["value"] if weighted else 1.0)
+    return total / (hi - lo)
+
+
+def test_result_matches_contract(session):
+    for w, r in zip(session["windows"], session["results"], strict=True):
+        n = len(r["times"])
+        assert n == 16 and r["step"] == STEP_SECONDS
+        assert r["times"][0] == pytest.approx(w.start) and r["times"][-1] < w.end
+        assert set(r["signals"]) == set(SIGNAL_TYPES)
+        for series in (*r["signals"].values(), r["engagement"], r["disengagement"]):
+            assert len(series) == n and all(0.0 <= x <= 1.0 for x in series)
+        assert r["engagement"] == r["signals"]["engagement"]
+        assert set(r["evidence"]) == set(MODALITIES)
+        assert all(len(v) == n for v in r["evidence"].values())
+        assert r["evidence"]["verbal"] == [0.0] * n  # no speech recognition yet
+        assert min(r["evidence"]["paraverbal"]) == 1.0 and min(r["evidence"]["nonverbal"]) == 1.0
+        assert r["degraded"] == []
+        assert set(r["cqi"]) == set(CQI_DIMENSIONS)
+        for v in r["cqi"].values():
+            assert 0 <= v["value"] <= 100 and 0 <= v["weight"] <= 1
+        for c in r["cues"]:
+            assert c["modality"] in ("paraverbal", "nonverbal")
+            assert c["cue"] in (PARAVERBAL_CUES if c["modality"] == "paraverbal" else NONVERBAL_CUES)
+            assert w.start - 1e-6 <= c["start"] < c["end"] <= w.end + 1e-6
+        json.dumps(r)
+        assert _plain(r)
+
+
+def _plain(x) -> bool:
+    """Only JSON types (no numpy scalars: orjson without OPT_SERIALIZE_NUMPY rejects them)."""
+    if type(x) is dict:
+        return all(type(k) is str and _plain(v) for k, v in x.items())
+    if type(x) is list:
+        return all(_plain(v) for v in x)
+    return type(x) in (str, int, float, bool)
+
+
+def test_results_are_plain_json_even_when_degraded(media, model):
+    w = media.window(3.0, 11.0)
+    w.audio = w.audio[:50_000]
+    keep = (w.frame_times < 4.0) | (w.frame_times >= 6.5)
+    w.frames, w.frame_times = w.frames[keep], w.frame_times[keep]
+    (r,) = model.analyze([w])
+    assert {d["reason"] for d in r["degraded"]} == {"no_audio", "video_gap"}
+    assert _plain(r)
+
+
+def test_voice_activity_follows_script(session, media):
+    cues = session["cues"]
+    for seg in LIVELY:
+        s, e = media.segment_bounds(seg)
+        assert cue_fraction(cues, "voice_activity", s + 0.3, e - 0.3) > 0.85, seg
+    s, e = media.segment_bounds(HESITANT)
+    assert 0.3 < cue_fraction(cues, "voice_activity", s + 0.3, e - 0.3) < 0.85
+    for seg in (SILENT_STILL, ABSENT):
+        s, e = media.segment_bounds(seg)
+        lo, hi = s + 0.3, e - 0.3
+        assert cue_fraction(cues, "voice_activity", lo, hi) < 0.02, seg
+        # a silence is "long" once 2 s of it are in one window, so its first second or so at the
+        # newest edge of a window is not (yet) marked
+        assert cue_fraction(cues, "long_silence", lo, hi, weighted=False) > 0.75, seg
+        speech = [c for c in cues if c["cue"] in ("voice_activity", "loudness", "pitch", "pause")
+                  and c["end"] > lo and c["start"] < hi]
+        assert speech == []
+
+
+def test_pitch_and_loudness_match_script(session, media):
+    for seg, spec in enumerate(media.script.segments):
+        if not spec.speech:
+            continue
+        s, e = media.segment_bounds(seg)
+        inside = [c for c in session["cues"] if c["start"] >= s + 0.3 and c["end"] <= e - 0.3]
+        pitches = [c["value"] for c in inside if c["cue"] == "pitch"]
+        levels = [c["value"] for c in inside if c["cue"] == "loudness"]
+        assert pitches and levels, seg
+        assert abs(np.median(pitches) / spec.pitch_hz - 1) < 0.06, (seg, pitches)
+        assert abs(np.median(levels) - spec.loudness_db) < 2.0, (seg, levels)
+
+
+def test_engagement_lively_vs_silent(session, media):
+    eng = session["scores"]["eng"]
+    lively = np.concatenate([eng[interior(session, media, s)] for s in LIVELY])
+    quiet = np.concatenate([eng[interior(session, media, s)] for s in (SILENT_STILL, ABSENT)])
+    assert lively.mean() > 0.65 and lively.min() > 0.5
+    assert quiet.max() < 0.1
+    hesitant = eng[interior(session, media, HESITANT)]
+    assert quiet.mean() < hesitant.mean() < lively.mean()
+
+
+def test_disengagement_rises_in_silent_still_and_absent(session, media):
+    dis = session["scores"]["dis"]
+    for seg in (SILENT_STILL, ABSENT):
+        assert dis[interior(session, media, seg)].mean() > 0.8, seg
+    for seg in LIVELY:
+        assert dis[interior(session, media, seg)].max() < 0.1, seg
+
+
+def test_hesitation_higher_in_pause_broken_speech(session, media):
+    hes = session["scores"]["hesitation"]
+    assert hes[interior(session, media, HESITANT)].mean() > 0.6
+    for seg in LIVELY:
+        assert hes[interior(session, media, seg)].mean() < 0.15, seg
+    s, e = media.segment_bounds(HESITANT)
+    pauses = {(c["start"], c["end"]): c for r in session["results"] for c in r["cues"]
+              if c["cue"] == "pause" and s <= c["start"] < e}.values()
+    assert len(pauses) >= 2
+    assert all(0.6 <= c["value"] <= 1.3 for c in pauses)  # scripted 0.8 s pauses (+ syllable gaps)
+
+
+def test_confidence_loud_fluent_above_hesitant(session, media):
+    conf = session["scores"]["confidence"]
+    lively = np.concatenate([conf[interior(session, media, s)] for s in LIVELY])
+    assert lively.mean() > conf[interior(session, media, HESITANT)].mean() + 0.3
+    assert conf[interior(session, media, SILENT_STILL)].max() == 0.0
+
+
+def test_unmeasured_signals_stay_zero_without_drivers(session):
+    for r in session["results"]:
+        for s in SIGNAL_TYPES:
+            if s not in MODELLED:
+                assert max(r["signals"][s]) == 0.0 and r["drivers"][s] == []
+
+
+def test_every_driver_is_a_present_cue(session):
+    for r in session["results"]:
+        present = {c["cue"] for c in r["cues"]}
+        assert set(r["drivers"]) == set(SIGNAL_TYPES)
+        for s, names in r["drivers"].items():
+            assert set(names) <= present, (s, names)
+            if max(r["signals"][s]) >= 0.3:
+                assert names, s  # a risen signal says why
+
+
+def test_oscillation_cues(session, media):
+    def osc(seg, name):
+        s, e = media.segment_bounds(seg)
+        return [c["value"] for c in session["cues"] if c["cue"] == name and s <= c["start"] and c["end"] <= e]
+
+    assert osc(0, "vertical_oscillation") and all(1.5 <= v <= 2.6 for v in osc(0, "vertical_oscillation"))
+    assert osc(5, "horizontal_oscillation") and all(1.5 <= v <= 2.8 for v in osc(5, "horizontal_oscillation"))
+    assert osc(0, "horizontal_oscillation") == [] and osc(5, "vertical_oscillation") == []
+    for seg in (HESITANT, SILENT_STILL, ABSENT):
+        assert osc(seg, "vertical_oscillation") == osc(seg, "horizontal_oscillation") == []
+
+
+def test_silent_audio_gives_no_speech_cues(media, model):
+    s, e = media.segment_bounds(SILENT_STILL)
+    (r,) = model.analyze([media.window(s + 0.5, e - 0.5)])
+    para = [c for c in r["cues"] if c["modality"] == "paraverbal"]
+    assert [c["cue"] for c in para] == ["long_silence"]
+    assert para[0]["value"] == pytest.approx(e - s - 1.0, abs=0.05)
+    for sig in ("confidence", "hesitation", "stress", "engagement"):
+        assert max(r["signals"][sig]) == 0.0, sig
+    assert r["cqi"]["clarity"]["weight"] == 0.0 and r["cqi"]["authority"]["weight"] == 0.0
+    assert r["cqi"]["energy"]["weight"] > 0.9 and r["cqi"]["energy"]["value"] < 10
+
+
+def test_broadband_noise_is_not_speech(model):
+    rng = np.random.default_rng(3)
+    noise = (rng.standard_normal(128_000) * 0.1).astype(np.float32)  # -20 dBFS white noise
+    frames = np.zeros((0, 240, 320, 3), np.uint8)
+    (r,) = model.analyze([WindowInput("j", "s", 0.0, 8.0, frames, np.zeros(0), noise, 0.0)])
+    names = {c["cue"] for c in r["cues"]}
+    assert not names & {"voice_activity", "loudness", "pitch", "pause"}
+    assert max(r["signals"]["confidence"]) == 0.0
+
+
+def test_zero_frames_give_no_motion_cues(media, model):
+    (r,) = model.analyze([media.window(0.0, 8.0, video=False)])
+    assert [c for c in r["cues"] if c["modality"] == "nonverbal"] == []
+    assert r["evidence"]["nonverbal"] == [0.0] * 16
+    assert {"reason": "video_gap", "ranges": [[0.0, 8.0]]} in r["degraded"]
+    assert all(d["reason"] != "no_audio" for d in r["degraded"])
+    assert "motion_energy" not in r["drivers"]["engagement"]
+    assert r["drivers"]["engagement"] and max(r["engagement"]) > 0.3  # speech alone still counts
+
+
+def test_no_audio_is_degraded_and_silent_of_speech(media, model):
+    (r,) = model.analyze([media.window(16.0, 24.0, audio=False)])
+    assert {"reason": "no_audio", "ranges": [[16.0, 24.0]]} in r["degraded"]
+    assert [c for c in r["cues"] if c["modality"] == "paraverbal"] == []
+    assert r["evidence"]["paraverbal"] == [0.0] * 16
+    assert "long_silence" not in r["drivers"]["disengagement"]  # missing audio is not silence
+    assert all(max(r["signals"][s]) == 0.0 for s in ("confidence", "hesitation"))
+    assert r["cqi"]["clarity"]["weight"] == 0.0
+
+
+def test_partial_audio(media, model):
+    w = media.window(0.0, 8.0)
+    w.audio = w.audio[: 4 * 16_000]
+    (r,) = model.analyze([w])
+    assert {"reason": "no_audio", "ranges": [[4.0, 8.0]]} in r["degraded"]
+    assert r["evidence"]["paraverbal"] == [1.0] * 8 + [0.0] * 8
+    assert all(c["end"] <= 4.0 + 1e-6 for c in r["cues"] if c["modality"] == "paraverbal")
+
+
+def test_video_gap(media, model):
+    w = media.window(0.0, 8.0)
+    keep = (w.frame_times < 2.0) | (w.frame_times >= 5.0)
+    w.frames, w.frame_times = w.frames[keep], w.frame_times[keep]
+    (r,) = model.analyze([w])
+    gaps = [d for d in r["degraded"] if d["reason"] == "video_gap"]
+    assert len(gaps) == 1 and len(gaps[0]["ranges"]) == 1
+    gs, ge = gaps[0]["ranges"][0]
+    assert 2.0 <= gs <= 2.2 and 4.7 <= ge <= 5.0
+    ev = np.array(r["evidence"]["nonverbal"])
+    assert ev[6:9].max() == 0.0 and ev[:3].min() == 1.0 and ev[11:].min() == 1.0
+    for c in r["cues"]:
+        if c["modality"] == "nonverbal":
+            assert c["end"] <= gs + 1e-6 or c["start"] >= ge - 1e-6, c
+
+
+def test_deterministic(media, model):
+    windows = [media.window(0.0, 8.0), media.window(10.0, 18.0)]
+    assert model.analyze(windows) == model.analyze(windows)
+    assert BaselineModel("cpu").analyze(windows) == model.analyze(windows)
+
+
+def _assert_results_close(a, b):
+    assert a["times"] == b["times"] and a["degraded"] == b["degraded"]
+    assert a["drivers"] == b["drivers"]
+    for s in SIGNAL_TYPES:
+        np.testing.assert_allclose(a["signals"][s], b["signals"][s], atol=1e-3)
+    for m in MODALITIES:
+        np.testing.assert_allclose(a["evidence"][m], b["evidence"][m], atol=1e-6)
+    assert [(c["cue"], c["start"], c["end"]) for c in a["cues"]] == [(c["cue"], c["start"], c["end"]) for c in b["cues"]]
+    np.testing.assert_allclose([c["value"] for c in a["cues"]], [c["value"] for c in b["cues"]], rtol=1e-3, atol=1e-3)
+    for d in CQI_DIMENSIONS:
+        assert a["cqi"][d]["value"] == pytest.approx(b["cqi"][d]["value"], abs=0.1)
+
+
+def test_batch_of_four_equals_four_singles(media, model):
+    half = media.window(12.0, 20.0)
+    half.frames, half.frame_times = half.frames[::2], half.frame_times[::2]  # 5 fps: a different T
+    windows = [media.window(0.0, 8.0), half, media.window(20.0, 28.0, video=False),
+               media.window(30.0, 37.5, audio=False)]
+    batched = model.analyze(windows)
+    singles = [model.analyze([w])[0] for w in windows]
+    for a, b in zip(batched, singles, strict=True):
+        _assert_results_close(a, b)
+    assert len(batched[3]["times"]) == 15
+
+
+def test_cqi_energy_follows_activity(session, media, model):
+    lively, silent = model.analyze([media.window(0.0, 8.0), media.window(14.0, 21.0)])
+    assert lively["cqi"]["energy"]["value"] > 60 and silent["cqi"]["energy"]["value"] < 15
+    assert lively["cqi"]["clarity"]["value"] > 80 and lively["cqi"]["clarity"]["weight"] == 1.0
+    for r in (lively, silent):
+        assert r["cqi"]["rapport"] == {"value": 50.0, "weight": 0.0}
+        assert r["cqi"]["learning"] == {"value": 50.0, "weight": 0.0}
+
+
+def test_empty_batch(model):
+    assert model.analyze([]) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(media, model):
+    windows = [media.window(0.0, 8.0), media.window(20.0, 28.0)]
+    for a, b in zip(BaselineModel("cuda").analyze(windows), model.analyze(windows), strict=True):
+        _assert_results_close(a, b)

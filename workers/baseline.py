@@ -1,0 +1,569 @@
+"""The baseline cue model: honest, interpretable measurements mapped to the contract.
+
+It measures only what the window's arrays show (no face detector and no speech
+recognition yet: a later model adds them), in Torch, batched over windows:
+:mod:`workers.features` does the signal processing on ``self.device`` for the
+whole batch; the small per-frame results come back to the host, where runs are
+cut into cue episodes and the cues are rasterised onto the 0.5 s steps.
+Signal scores are computed from those rasterised cues only, so a signal can
+rise only where a cue it lists in ``drivers`` was measured.
+
+Cues (``Cue.cue``, modality, unit of ``Cue.value``)
+===================================================
+
+======================  ==========  ==============================================================
+cue                     modality    value
+======================  ==========  ==============================================================
+voice_activity          paraverbal  fraction 0-1 of the episode inside speech (voiced runs with
+                                    gaps < 0.3 s bridged); episodes are speech regions cut into
+                                    chunks of at most 2 s
+loudness                paraverbal  dBFS: RMS level of the voiced 20 ms frames (power average)
+loudness_variation      paraverbal  dB: standard deviation of the voiced frames' levels
+pitch                   paraverbal  Hz: median F0 of the voiced frames (70-400 Hz)
+pitch_variation         paraverbal  semitones: standard deviation of F0 over the voiced frames
+pause                   paraverbal  seconds: a silent gap of 0.3-2 s between two voiced runs
+long_silence            paraverbal  seconds: a stretch of >= 2 s of audio without voice
+motion_energy           nonverbal   grey levels (0-255) per pixel: mean absolute difference of
+                                    consecutive 80x60 grayscale frames, per 0.1 s; chunks <= 2 s
+stillness               nonverbal   seconds: a stretch of >= 1 s with motion_energy < 0.6
+vertical_oscillation    nonverbal   Hz: the moving region oscillates up-down at 1.5-4.5 Hz
+                                    (consistent with a head nod; no face detector confirms it)
+horizontal_oscillation  nonverbal   Hz: the same, left-right (consistent with a head shake)
+======================  ==========  ==============================================================
+
+Voice activity: a 20 ms frame is voiced when its level exceeds an adaptive
+threshold, ``max(min(floor, -40) + 10, -50)`` dBFS with ``floor`` the 10th
+percentile of the window's frame levels, AND its normalised autocorrelation
+peak (70-400 Hz) is >= 0.5, so broadband noise is not speech. Voiced runs
+shorter than 60 ms are dropped. Missing audio is neither speech nor silence:
+it yields no paraverbal cue at all.
+
+Signals, per 0.5 s step, from the cues overlapping a context of 2 s (3 s for
+pauses) centred on the step, shifted inside the window at its edges (so the
+newest steps, the ones the sequencer commits, use the window's last seconds).
+With ``sp`` = speech fraction (voice_activity), ``ramp(x, lo, hi)`` a clipped
+linear map to [0, 1], each term listing the cue that drives it:
+
+- engagement = 0.36·sp (voice_activity) + 0.19·sp·ramp(pitch_variation, 0.5, 3 st)
+  + 0.35·ramp(motion_energy, 0.6, 3) + 0.1·coverage(vertical/horizontal_oscillation)
+- disengagement = 0.55·coverage(long_silence) + 0.45·coverage(stillness)·(1 - sp)
+- confidence = 0.5·sp·ramp(loudness, -40, -15 dBFS) + 0.25·sp·ramp(pitch_variation)
+  + 0.25·sp·(1 - ramp(pause coverage, 0.05, 0.3)) (fluency, under voice_activity)
+- hesitation = 0.9·ramp(pause coverage of 3 s, 0.08, 0.3)
+- stress = 0.5·ramp(motion_energy, 2, 5) + 0.5·ramp(pitch above the window's
+  median pitch, 1, 4 semitones) (pitch only while speaking)
+
+``drivers[signal]`` lists the cues whose term reached 0.05 at some step, largest
+first. The seven other signals need cues this model does not measure (words,
+faces) and stay at 0 with no drivers.
+
+CQI: clarity (fluency, level) and authority (level, fluency, steadiness) are
+weighted by paraverbal evidence and the amount of speech; energy blends
+speech activity and pitch variation (weighted by audio coverage) with motion
+(weighted by video coverage); rapport and learning are not measured: 50,
+weight 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from workers.contract import (
+    AUDIO_SAMPLE_RATE,
+    SIGNAL_TYPES,
+    STEP_SECONDS,
+    Cue,
+    WindowInput,
+    WindowResult,
+)
+from workers.features import (
+    AUDIO_HOP,
+    MOTION_REF_DT,
+    audio_features,
+    motion_features,
+    to_gray_small,
+)
+
+HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
+
+# voice activity
+VOICING_MIN = 0.5
+FLOOR_PERCENTILE = 0.10
+FLOOR_CAP_DB = -40.0
+ABOVE_FLOOR_DB = 10.0
+MIN_THRESHOLD_DB = -50.0
+MIN_VOICED_HOPS = 3  # 60 ms
+BRIDGE_S = 0.3  # gaps shorter than this inside speech are not pauses
+LONG_SILENCE_S = 2.0
+CHUNK_S = 2.0
+MIN_STATS_HOPS = 5
+
+# video
+MAX_PAIR_DT = 0.5
+FRAME_HOLD_S = 0.25  # a frame stands for +/- this much time (evidence, gaps)
+STILL_LEVEL = 0.6
+MIN_STILL_S = 1.0
+VIDEO_GAP_S = 1.0
+AUDIO_GAP_S = 0.05
+OSC_MIN_RMS = 1.0  # px (80x60) per 0.1 s
+OSC_AXIS_RATIO = 3.0
+OSC_HZ = (1.5, 4.5)
+
+EPS = 1e-6
+PARAVERBAL_CUES = (
+    "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
+)
+NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation")
+DRIVER_MIN = 0.05
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where ``mask`` is True."""
+    if mask.size == 0:
+        return []
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    d = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(d[0::2].tolist(), d[1::2].tolist(), strict=True))
+
+
+def _chunks(a: int, b: int, max_len: int) -> Iterable[tuple[int, int]]:
+    n = max(1, math.ceil((b - a) / max_len))
+    edges = np.linspace(a, b, n + 1).round().astype(int)
+    for i in range(n):
+        if edges[i + 1] > edges[i]:
+            yield int(edges[i]), int(edges[i + 1])
+
+
+def _cue(modality: str, name: str, value: float, start: float, end: float) -> Cue:
+    return {"modality": modality, "cue": name, "value": round(float(value), 3),
+            "start": round(float(start), 3), "end": round(float(end), 3)}
+
+
+def _intervals_complement(covered: list[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
+    out = []
+    cur = start
+    for s, e in sorted(covered):
+        s, e = max(s, start), min(e, end)
+        if e <= s:
+            continue
+        if s > cur:
+            out.append((cur, s))
+        cur = max(cur, e)
+    if cur < end:
+        out.append((cur, end))
+    return out
+
+
+def _coverage(intervals: list[tuple[float, float]], times: np.ndarray, step: float) -> np.ndarray:
+    """Fraction of each step [t, t+step) covered by the (disjoint) intervals."""
+    cov = np.zeros(len(times))
+    for s, e in intervals:
+        cov += np.clip(np.minimum(times + step, e) - np.maximum(times, s), 0.0, None)
+    return np.clip(cov / step, 0.0, 1.0)
+
+
+class BaselineModel:
+    """Measured paraverbal and motion cues -> signal scores (see the module docstring)."""
+
+    name = "baseline-cues-v1"
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = str(device)
+        self._device = torch.device(device)
+
+    # ------------------------------------------------------------------ batch
+    def analyze(self, windows: list[WindowInput]) -> list[WindowResult]:
+        if not windows:
+            return []
+        with torch.inference_mode():
+            audio = self._audio_batch(windows)
+            video = self._video_batch(windows)
+        return [self._result(w, a, v) for w, a, v in zip(windows, audio, video, strict=True)]
+
+    def _audio_batch(self, windows: list[WindowInput]) -> list[dict | None]:
+        lengths = [int(w.audio.shape[0]) for w in windows]
+        n_max = max(lengths)
+        if n_max < AUDIO_HOP:
+            return [None] * len(windows)
+        batch = np.zeros((len(windows), n_max), dtype=np.float32)
+        for i, w in enumerate(windows):
+            batch[i, : lengths[i]] = w.audio
+        x = torch.from_numpy(batch).to(self._device)
+        feats = audio_features(x)
+        db, voicing = feats["db"], feats["voicing"]
+        n_hops = db.shape[1]
+        hop_idx = torch.arange(n_hops, device=self._device)
+        # a hop counts when it lies in the window and inside the window's own samples
+        starts = torch.tensor([w.audio_start - w.start for w in windows], dtype=torch.float64, device=self._device)
+        spans = torch.tensor([w.end - w.start for w in windows], dtype=torch.float64, device=self._device)
+        n_own = torch.tensor([n // AUDIO_HOP for n in lengths], device=self._device)
+        rel = starts[:, None] + hop_idx[None, :].to(torch.float64) * HOP_S
+        valid = (hop_idx[None, :] < n_own[:, None]) & (rel >= -EPS) & (rel + HOP_S <= spans[:, None] + EPS)
+        floor = torch.nanquantile(torch.where(valid, db, torch.full_like(db, float("nan"))), FLOOR_PERCENTILE, dim=1)
+        floor = torch.nan_to_num(floor, nan=FLOOR_CAP_DB).clamp_max(FLOOR_CAP_DB)
+        threshold = (floor + ABOVE_FLOOR_DB).clamp_min(MIN_THRESHOLD_DB)
+        voiced = valid & (db > threshold[:, None]) & (voicing >= VOICING_MIN)
+        host = {k: t.cpu().numpy() for k, t in
+                {"db": db, "f0": feats["f0"], "valid": valid, "voiced": voiced, "threshold": threshold}.items()}
+        out: list[dict | None] = []
+        for i in range(len(windows)):
+            k = int(n_own[i])
+            if not host["valid"][i, :k].any():
+                out.append(None)
+                continue
+            out.append({"db": host["db"][i, :k], "f0": host["f0"][i, :k], "valid": host["valid"][i, :k],
+                        "voiced": host["voiced"][i, :k], "threshold": float(host["threshold"][i])})
+        return out
+
+    def _video_batch(self, windows: list[WindowInput]) -> list[dict | None]:
+        grays, dts = [], []
+        for w in windows:
+            grays.append(to_gray_small(w.frames, self._device))
+            ft = np.asarray(w.frame_times, dtype=np.float64)
+            dts.append(np.diff(ft) if ft.size > 1 else np.zeros(0))
+        t_max = max(g.shape[0] for g in grays)
+        if t_max < 2:
+            return [None] * len(windows)
+        b = len(windows)
+        gray = torch.zeros((b, t_max) + tuple(grays[0].shape[1:]), dtype=torch.float32, device=self._device)
+        dt = np.zeros((b, t_max - 1), dtype=np.float32)
+        for i, g in enumerate(grays):
+            gray[i, : g.shape[0]] = g
+            d = dts[i].astype(np.float32)
+            dt[i, : d.size] = np.where((d > 0) & (d <= MAX_PAIR_DT), d, 0.0)
+        feats = motion_features(gray, torch.from_numpy(dt).to(self._device))
+        host = {k: v.cpu().numpy() for k, v in feats.items()}
+        out: list[dict | None] = []
+        for i, w in enumerate(windows):
+            n = grays[i].shape[0]
+            if n < 1:
+                out.append(None)
+                continue
+            out.append({"times": np.asarray(w.frame_times, dtype=np.float64)[:n], "dt": dt[i, : max(0, n - 1)],
+                        **{k: v[i, : max(0, n - 1)] for k, v in host.items()}})
+        return out
+
+    # ------------------------------------------------------------ per window
+    def _result(self, w: WindowInput, audio: dict | None, video: dict | None) -> WindowResult:
+        start, end = float(w.start), float(w.end)
+        n_steps = max(0, math.ceil((end - start) / STEP_SECONDS - 1e-9))
+        times = np.round(start + np.arange(n_steps) * STEP_SECONDS, 6)
+        cues: list[Cue] = []
+        degraded: list[dict] = []
+
+        # ---- evidence and coverage
+        a_cov: list[tuple[float, float]] = []
+        if w.audio.shape[0] > 0:
+            a0 = float(w.audio_start)
+            a_cov = [(max(start, a0), min(end, a0 + w.audio.shape[0] / AUDIO_SAMPLE_RATE))]
+            a_cov = [iv for iv in a_cov if iv[1] > iv[0]]
+        missing_audio = [iv for iv in _intervals_complement(a_cov, start, end) if iv[1] - iv[0] > AUDIO_GAP_S]
+        if missing_audio:
+            degraded.append({"reason": "no_audio", "ranges": [[round(float(s), 3), round(float(e), 3)] for s, e in missing_audio]})
+        ft = np.asarray(w.frame_times, dtype=np.float64)[: w.frames.shape[0]]
+        v_cov = self._frame_coverage(ft, start, end)
+        gaps = [iv for iv in _intervals_complement(v_cov, start, end) if iv[1] - iv[0] > VIDEO_GAP_S]
+        if gaps:
+            degraded.append({"reason": "video_gap", "ranges": [[round(float(s), 3), round(float(e), 3)] for s, e in gaps]})
+        ev_a = _coverage(a_cov, times, STEP_SECONDS)
+        ev_v = _coverage(v_cov, times, STEP_SECONDS)
+
+        # ---- cues
+        if audio is not None:
+            cues += self._audio_cues(w, audio)
+        if video is not None:
+            cues += self._video_cues(video, start, end)
+        cues.sort(key=lambda c: (c["start"], c["end"], c["cue"]))
+
+        signals, eng, dis, drivers = self._scores(cues, times, start, end)
+        cqi = self._cqi(cues, ev_a, ev_v)
+        return {
+            "start": start,
+            "end": end,
+            "step": STEP_SECONDS,
+            "times": times.tolist(),
+            "signals": {k: [round(float(x), 4) for x in v] for k, v in signals.items()},
+            "engagement": [round(float(x), 4) for x in eng],
+            "disengagement": [round(float(x), 4) for x in dis],
+            "evidence": {
+                "verbal": [0.0] * n_steps,
+                "paraverbal": [round(float(x), 4) for x in ev_a],
+                "nonverbal": [round(float(x), 4) for x in ev_v],
+            },
+            "cues": cues,
+            "drivers": drivers,
+            "cqi": cqi,
+            "degraded": degraded,
+        }
+
+    @staticmethod
+    def _frame_coverage(ft: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+        cov: list[tuple[float, float]] = []
+        for t in ft:
+            s, e = max(start, t - FRAME_HOLD_S), min(end, t + FRAME_HOLD_S)
+            if e <= s:
+                continue
+            if cov and s <= cov[-1][1] + EPS:
+                cov[-1] = (cov[-1][0], max(cov[-1][1], e))
+            else:
+                cov.append((s, e))
+        return cov
+
+    def _audio_cues(self, w: WindowInput, a: dict) -> list[Cue]:
+        db, f0, valid = a["db"], a["f0"], a["valid"]
+        voiced = a["voiced"].copy()
+        for s, e in _runs(voiced):
+            if e - s < MIN_VOICED_HOPS:
+                voiced[s:e] = False
+        t0 = float(w.audio_start)
+
+        def ts(i: int) -> float:
+            return t0 + i * HOP_S
+
+        cues: list[Cue] = []
+        bridge = int(round(BRIDGE_S / HOP_S))
+        long_hops = int(round(LONG_SILENCE_S / HOP_S))
+        runs = _runs(voiced)
+        active = voiced.copy()
+        regions: list[list[int]] = []
+        for k, (s, e) in enumerate(runs):
+            if k > 0:
+                ps, pe = runs[k - 1]
+                gap_ok = bool(valid[pe:s].all())
+                gap = s - pe
+                if gap_ok and gap < bridge:
+                    active[pe:s] = True
+                elif gap_ok and gap < long_hops:
+                    cues.append(_cue("paraverbal", "pause", gap * HOP_S, ts(pe), ts(s)))
+                if gap_ok and gap < long_hops:
+                    regions[-1][1] = e
+                    continue
+            regions.append([s, e])
+        for s, e in _runs(valid & ~voiced):
+            if e - s >= long_hops:
+                cues.append(_cue("paraverbal", "long_silence", (e - s) * HOP_S, ts(s), ts(e)))
+        chunk = int(round(CHUNK_S / HOP_S))
+        for rs, re_ in regions:
+            for s, e in _chunks(rs, re_, chunk):
+                vm = voiced[s:e]
+                if vm.sum() < MIN_VOICED_HOPS:
+                    continue
+                cs, ce = ts(s), ts(e)
+                cues.append(_cue("paraverbal", "voice_activity", active[s:e].mean(), cs, ce))
+                levels = db[s:e][vm]
+                cues.append(_cue("paraverbal", "loudness", 10 * np.log10(np.mean(10 ** (levels / 10))), cs, ce))
+                if levels.size >= MIN_STATS_HOPS:
+                    cues.append(_cue("paraverbal", "loudness_variation", np.std(levels), cs, ce))
+                pitches = f0[s:e][vm]
+                if pitches.size >= MIN_STATS_HOPS:
+                    med = float(np.median(pitches))
+                    cues.append(_cue("paraverbal", "pitch", med, cs, ce))
+                    cues.append(_cue("paraverbal", "pitch_variation", np.std(12 * np.log2(pitches / med)), cs, ce))
+        return cues
+
+    def _video_cues(self, v: dict, start: float, end: float) -> list[Cue]:
+        times, dt, motion = v["times"], v["dt"], v["motion"]
+        pair_ok = dt > 0
+        cues: list[Cue] = []
+        if not pair_ok.any():
+            return cues
+        # median of 3 over each run of valid pairs: one codec keyframe does not break stillness
+        smooth = motion.copy()
+        for s, e in _runs(pair_ok):
+            if e - s >= 3:
+                seg = motion[s:e]
+                padded = np.concatenate([seg[:1], seg, seg[-1:]])
+                smooth[s:e] = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+
+        def ps(i: int) -> float:
+            return float(np.clip(times[i], start, end))
+
+        def pe(i: int) -> float:
+            return float(np.clip(times[i + 1], start, end))
+
+        max_pairs = max(2, int(round(CHUNK_S / MOTION_REF_DT)))
+        for s, e in _runs(pair_ok):
+            for cs, ce in _chunks(s, e, max_pairs):
+                if pe(ce - 1) - ps(cs) <= EPS:
+                    continue
+                level = float(np.mean(smooth[cs:ce]))
+                cues.append(_cue("nonverbal", "motion_energy", level, ps(cs), pe(ce - 1)))
+                osc = self._oscillation(v["dx"][cs:ce], v["dy"][cs:ce], pe(ce - 1) - ps(cs), level)
+                if osc is not None:
+                    cues.append(_cue("nonverbal", osc[0], osc[1], ps(cs), pe(ce - 1)))
+            for ss, se in _runs(smooth[s:e] < STILL_LEVEL):
+                a, b = ps(s + ss), pe(s + se - 1)
+                if b - a >= MIN_STILL_S - EPS:
+                    cues.append(_cue("nonverbal", "stillness", b - a, a, b))
+        return cues
+
+    @staticmethod
+    def _oscillation(dx: np.ndarray, dy: np.ndarray, seconds: float, level: float) -> tuple[str, float] | None:
+        if level < STILL_LEVEL or dx.size < 6 or seconds <= 0:
+            return None
+        ex, ey = float(np.mean(dx**2)), float(np.mean(dy**2))
+        if ey >= OSC_AXIS_RATIO * ex:
+            name, vel = "vertical_oscillation", dy
+        elif ex >= OSC_AXIS_RATIO * ey:
+            name, vel = "horizontal_oscillation", dx
+        else:
+            return None
+        rms = math.sqrt(max(ex, ey))
+        if rms < OSC_MIN_RMS:
+            return None
+        strong = vel[np.abs(vel) >= 0.5 * rms]
+        if strong.size < 4:
+            return None
+        reversals = int(np.count_nonzero(np.diff(np.sign(strong)) != 0))
+        hz = reversals / (2.0 * seconds)
+        if not OSC_HZ[0] <= hz <= OSC_HZ[1]:
+            return None
+        return name, hz
+
+    # ---------------------------------------------------------------- scores
+    @staticmethod
+    def _raster(cues: list[Cue], name: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per context [lo, hi): covered fraction, and overlap-weighted mean value (nan if none)."""
+        sel = [c for c in cues if c["cue"] == name]
+        length = np.maximum(hi - lo, EPS)
+        if not sel:
+            return np.zeros_like(lo), np.full_like(lo, np.nan)
+        cs = np.array([c["start"] for c in sel])
+        ce = np.array([c["end"] for c in sel])
+        val = np.array([c["value"] for c in sel])
+        ov = np.clip(np.minimum(hi[:, None], ce[None, :]) - np.maximum(lo[:, None], cs[None, :]), 0.0, None)
+        tot = ov.sum(axis=1)
+        mean = np.where(tot > 0, (ov * val[None, :]).sum(axis=1) / np.maximum(tot, EPS), np.nan)
+        return np.clip(tot / length, 0.0, 1.0), mean
+
+    @staticmethod
+    def _context(times: np.ndarray, start: float, end: float, length: float) -> tuple[np.ndarray, np.ndarray]:
+        """Contexts of ``length`` s centred on each step, shifted (not cut) at the window's edges.
+
+        The sequencer commits a window's newest steps, where a centred context would lose its
+        future half: there the context becomes the window's last ``length`` seconds.
+        """
+        length = min(length, end - start)
+        lo = np.clip(times + STEP_SECONDS / 2 - length / 2, start, end - length)
+        return lo, lo + length
+
+    def _scores(self, cues: list[Cue], times: np.ndarray, start: float, end: float):
+        n = len(times)
+        lo2, hi2 = self._context(times, start, end, 2.0)
+        lo3, hi3 = self._context(times, start, end, 3.0)
+
+        va_cov, va_val = self._raster(cues, "voice_activity", lo2, hi2)
+        sp = va_cov * np.nan_to_num(va_val)
+        loud_cov, loud = self._raster(cues, "loudness", lo2, hi2)
+        loud_n = _ramp(loud, -40.0, -15.0)
+        _, pvar = self._raster(cues, "pitch_variation", lo2, hi2)
+        pvar_n = _ramp(pvar, 0.5, 3.0)
+        pause_cov, _ = self._raster(cues, "pause", lo3, hi3)
+        pz = _ramp(pause_cov, 0.05, 0.3)
+        sil, _ = self._raster(cues, "long_silence", lo2, hi2)
+        _, mot = self._raster(cues, "motion_energy", lo2, hi2)
+        mot_n = _ramp(mot, STILL_LEVEL, 3.0)
+        mot_hi = _ramp(mot, 2.0, 5.0)
+        still, _ = self._raster(cues, "stillness", lo2, hi2)
+        osc_v, _ = self._raster(cues, "vertical_oscillation", lo2, hi2)
+        osc_h, _ = self._raster(cues, "horizontal_oscillation", lo2, hi2)
+        pitch_cues = [c for c in cues if c["cue"] == "pitch"]
+        _, pitch = self._raster(cues, "pitch", lo2, hi2)
+        if pitch_cues:
+            durations = np.array([c["end"] - c["start"] for c in pitch_cues])
+            values = np.array([c["value"] for c in pitch_cues])
+            order = np.argsort(values)
+            cum = np.cumsum(durations[order])
+            ref = float(values[order][np.searchsorted(cum, cum[-1] / 2)])
+            raise_n = _ramp(12 * np.log2(np.nan_to_num(pitch, nan=ref) / ref), 1.0, 4.0)
+        else:
+            raise_n = np.zeros(n)
+
+        contrib: dict[str, dict[str, np.ndarray]] = {
+            "engagement": {
+                "voice_activity": 0.55 * 0.65 * sp,
+                "pitch_variation": 0.55 * 0.35 * sp * pvar_n,
+                "motion_energy": 0.35 * mot_n,
+                "vertical_oscillation": 0.1 * osc_v,
+                "horizontal_oscillation": 0.1 * osc_h,
+            },
+            "disengagement": {
+                "long_silence": 0.55 * sil,
+                "stillness": 0.45 * still * (1.0 - np.clip(sp, 0, 1)),
+            },
+            "confidence": {
+                "loudness": 0.5 * sp * loud_n * (loud_cov > 0),
+                "pitch_variation": 0.25 * sp * pvar_n,
+                "voice_activity": 0.25 * sp * (1.0 - pz),
+            },
+            "hesitation": {"pause": 0.9 * _ramp(pause_cov, 0.08, 0.3)},
+            "stress": {"motion_energy": 0.5 * mot_hi, "pitch": 0.5 * raise_n * (sp > 0)},
+        }
+        present = {c["cue"] for c in cues}
+        signals: dict[str, np.ndarray] = {}
+        drivers: dict[str, list[str]] = {}
+        for sig in SIGNAL_TYPES:
+            parts = contrib.get(sig, {})
+            total = np.zeros(n)
+            ranked: list[tuple[float, str]] = []
+            for cue_name, arr in parts.items():
+                if cue_name not in present:  # by construction its raster is 0; keep the invariant explicit
+                    continue
+                total = total + arr
+                peak = float(arr.max()) if n else 0.0
+                if peak >= DRIVER_MIN:
+                    ranked.append((peak, cue_name))
+            signals[sig] = np.clip(total, 0.0, 1.0)
+            drivers[sig] = [name for _, name in sorted(ranked, key=lambda x: (-x[0], x[1]))]
+        return signals, signals["engagement"], signals["disengagement"], drivers
+
+    @staticmethod
+    def _cqi(cues: list[Cue], ev_a: np.ndarray, ev_v: np.ndarray) -> dict:
+        def wmean(name: str) -> float | None:
+            sel = [c for c in cues if c["cue"] == name]
+            dur = sum(c["end"] - c["start"] for c in sel)
+            if dur <= 0:
+                return None
+            return sum(c["value"] * (c["end"] - c["start"]) for c in sel) / dur
+
+        def total(name: str, weighted: bool = False) -> float:
+            return sum((c["value"] if weighted else 1.0) * (c["end"] - c["start"]) for c in cues if c["cue"] == name)
+
+        audio_s = float(ev_a.sum() * STEP_SECONDS)
+        video_s = float(ev_v.sum() * STEP_SECONDS)
+        speech_s = total("voice_activity", weighted=True)
+        region_s = total("voice_activity")
+        pause_s = total("pause")
+        out = {d: {"value": 50.0, "weight": 0.0} for d in ("clarity", "authority", "energy", "rapport", "learning")}
+        mean_a = float(ev_a.mean()) if ev_a.size else 0.0
+        mean_v = float(ev_v.mean()) if ev_v.size else 0.0
+        if speech_s > 0.5 and region_s > 0:
+            loud_n = float(_ramp(np.array(wmean("loudness") if wmean("loudness") is not None else np.nan), -40, -15))
+            pz = float(_ramp(np.array(pause_s / region_s), 0.05, 0.35))
+            lvar = wmean("loudness_variation")
+            steady = 1.0 - float(_ramp(np.array(lvar if lvar is not None else np.nan), 6.0, 12.0))
+            w_speech = round(mean_a * min(1.0, speech_s / 3.0), 4)
+            out["clarity"] = {"value": round(100 * (0.65 * (1 - pz) + 0.35 * loud_n), 1), "weight": w_speech}
+            out["authority"] = {"value": round(100 * (0.55 * loud_n + 0.25 * (1 - pz) + 0.2 * steady), 1),
+                                "weight": w_speech}
+        parts, weights = [], []
+        if audio_s > 0:
+            pvar = wmean("pitch_variation")
+            pvar_n = float(_ramp(np.array(pvar if pvar is not None else np.nan), 0.5, 3.0))
+            parts.append(0.6 * min(1.0, speech_s / audio_s) + 0.4 * pvar_n)
+            weights.append(mean_a)
+        if video_s > 0 and any(c["cue"] == "motion_energy" for c in cues):
+            parts.append(float(_ramp(np.array(wmean("motion_energy")), STILL_LEVEL, 3.0)))
+            weights.append(mean_v)
+        if weights and sum(weights) > 0:
+            value = sum(p * w for p, w in zip(parts, weights, strict=True)) / sum(weights)
+            out["energy"] = {"value": round(100 * value, 1), "weight": round(max(weights), 4)}
+        return out

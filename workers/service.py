@@ -1,0 +1,158 @@
+"""A worker process: pulls windows from the sequencer, reads media from the rings, runs the model.
+
+Stateless across batches: a worker can die at any moment; the sequencer
+retries or drops what it had in hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+
+from inter1srv import logs, sdnotify
+from inter1srv.config import ServerConfig
+from inter1srv.ipc import BlockingChannel, ChannelClosed
+from shm.media_ring import Lapped, MediaRing
+
+from .batching import next_batch
+from .contract import AUDIO_SAMPLE_RATE, WindowInput
+
+log = logging.getLogger("inter1srv.worker")
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def load_model(device: str):
+    from .baseline import BaselineModel
+
+    return BaselineModel(device=device)
+
+
+class RingCache:
+    """Attached rings by name; the sequencer says when a session's ring can be forgotten."""
+
+    def __init__(self) -> None:
+        self._rings: dict[str, MediaRing] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> MediaRing:
+        with self._lock:
+            ring = self._rings.get(name)
+            if ring is None:
+                ring = self._rings[name] = MediaRing.attach(name)
+            return ring
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            ring = self._rings.pop(name, None)
+        if ring is not None:
+            ring.close()
+
+
+def read_window(ring: MediaRing, job: dict) -> WindowInput:
+    start, end = float(job["start"]), float(job["end"])
+    frames, times = ring.read_frames(start, end)
+    k0, k1 = int(round(start * AUDIO_SAMPLE_RATE)), int(round(end * AUDIO_SAMPLE_RATE))
+    audio = ring.read_audio(k0, k1)
+    return WindowInput(
+        job_id=job["id"],
+        session_id=job["sid"],
+        start=start,
+        end=end,
+        frames=frames,
+        frame_times=times,
+        audio=np.asarray(audio, dtype=np.float32),
+        audio_start=k0 / AUDIO_SAMPLE_RATE,
+    )
+
+
+class Worker:
+    def __init__(self, cfg: ServerConfig, wid: str):
+        self.cfg, self.wid = cfg, wid
+        self.jobs: queue.Queue[dict] = queue.Queue()
+        self.rings = RingCache()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.cfg.workers)))
+        device = pick_device(self.cfg.device)
+        model = load_model(device)
+        self._warm_up(model)
+        channel = BlockingChannel.connect(self.cfg.control_socket)
+        channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": device,
+                      "batch_max": self.cfg.batch_max})
+        threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
+        sdnotify.notify("READY=1")
+        logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
+        watchdog = sdnotify.watchdog_interval()
+        last_ping = 0.0
+        while not self.stop.is_set():
+            batch = next_batch(self.jobs, self.cfg.batch_max, self.cfg.batch_wait_ms / 1000)
+            if batch:
+                self._process(model, channel, batch)
+            if watchdog is not None and time.monotonic() - last_ping > watchdog:
+                sdnotify.notify("WATCHDOG=1")
+                last_ping = time.monotonic()
+        sdnotify.notify("STOPPING=1")
+        channel.close()
+
+    def _warm_up(self, model) -> None:
+        frames = np.zeros((4, 240, 320, 3), np.uint8)
+        win = WindowInput("warmup", "warmup", 0.0, 1.0, frames, np.arange(4) / 4.0,
+                          np.zeros(AUDIO_SAMPLE_RATE, np.float32), 0.0)
+        model.analyze([win])
+
+    def _receive(self, channel: BlockingChannel) -> None:
+        try:
+            while True:
+                msg = channel.recv()
+                if msg.get("op") == "job":
+                    self.jobs.put(msg)
+                elif msg.get("op") == "forget":
+                    self.rings.forget(msg["ring"])
+        except (ChannelClosed, OSError):
+            self.stop.set()
+
+    def _process(self, model, channel: BlockingChannel, batch: list[dict]) -> None:
+        inputs: list[WindowInput] = []
+        jobs: list[dict] = []
+        for job in batch:
+            try:
+                inputs.append(read_window(self.rings.get(job["ring"]), job))
+                jobs.append(job)
+            except Lapped:
+                channel.send({"op": "failed", "id": job["id"], "reason": "lapped", "retryable": False})
+            except (FileNotFoundError, ValueError) as exc:
+                channel.send({"op": "failed", "id": job["id"], "reason": f"ring: {exc}", "retryable": False})
+        if not inputs:
+            return
+        started = time.perf_counter()
+        try:
+            results = model.analyze(inputs)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not kill the worker
+            log.exception("model failed")
+            for job in jobs:
+                channel.send({"op": "failed", "id": job["id"], "reason": f"model: {exc}", "retryable": True})
+            return
+        elapsed = time.perf_counter() - started
+        for job, result in zip(jobs, results, strict=True):
+            channel.send({"op": "result", "id": job["id"], "result": result, "proc_s": elapsed, "batch": len(jobs)})
+
+
+def main(cfg: ServerConfig, wid: str | None = None) -> None:
+    logs.setup("worker")
+    Worker(cfg, wid or f"w{os.getpid()}").run()
