@@ -119,6 +119,8 @@ def to_gray_small(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     h, w = frames.shape[1], frames.shape[2]
     sy, sx = max(1, h // (2 * VIDEO_H)), max(1, w // (2 * VIDEO_W))
     view = frames[:, ::sy, ::sx] if (sy > 1 or sx > 1) else frames
+    if not view.flags.writeable:  # read-only shared-memory views: torch.from_numpy would warn
+        view = np.array(view, copy=True)
     x = torch.from_numpy(view).to(device)
     gray = (x.to(torch.float32) @ _luma(device)).unsqueeze(1)  # (T, 1, h', w')
     gh, gw = gray.shape[-2], gray.shape[-1]

@@ -271,8 +271,10 @@ class Session:
                 result = await self._in_thread(self.pipeline.finish)
                 self._warnings(result.warnings)
                 self._announce(result.until)
-                truncated = getattr(self.pipeline.decoder, "truncated", False)
-                if truncated:
+                # a client that closes inside an element sent a truncated stream; when the server
+                # cuts the session (idle, max duration, shutdown) a partial tail is expected
+                truncated = self.pipeline.decoder.truncated
+                if truncated and reason == "client_shutdown":
                     self.final_close_code = 1007
                     self._error(ErrorCode.MALFORMED_MEDIA, "The stream ended inside a WebM element (truncated stream).")
         except IngestError as exc:

@@ -1,12 +1,17 @@
 """Media ingest: the client's WebM byte stream in, analysis frames and 16 kHz audio out.
 
 - :mod:`.ebml`: :class:`WebmDemuxer`, a sans-I/O incremental WebM demuxer
-  (bytes split anywhere in, :class:`TrackInfo` / :class:`Block` out);
+  (bytes split anywhere in, :class:`TrackInfo` / :class:`Block` out; no PyAV);
 - :mod:`.decode`: :class:`MediaDecoder` (PyAV codecs; run ``decode`` in a thread);
 - :mod:`.errors`: :class:`IngestError` with protocol codes ``ih5004`` / ``ih5001``.
+
+Importing the package does not import PyAV; the decode names load on first use.
 """
 
-from .decode import DecodedMedia, MediaDecoder, analysis_size
+from __future__ import annotations
+
+from typing import Any
+
 from .ebml import Block, TrackInfo, WebmDemuxer
 from .errors import MALFORMED_MEDIA, NO_VIDEO, IngestError
 
@@ -21,3 +26,11 @@ __all__ = [
     "WebmDemuxer",
     "analysis_size",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DecodedMedia", "MediaDecoder", "analysis_size"):
+        from . import decode
+
+        return getattr(decode, name)
+    raise AttributeError(name)

@@ -15,8 +15,8 @@ session-cumulative time since the first frame the client sent.
   converted to RGB at the analysis size, fixed by the first decoded frame:
   ``width`` (never upscaled), aspect kept, height <= ``max_height``, both
   even.  A frame's time is its own media time, not the tick's.
-- Audio: decoded, down-mixed and resampled to ``sample_rate`` float32 mono,
-  made continuous: sample ``k`` of the whole session is media time
+- Audio: decoded, resampled to ``sample_rate``, channels averaged to float32
+  mono in [-1, 1], made continuous: sample ``k`` of the whole session is media time
   ``k / sample_rate``.  Leading silence is padded when audio starts after 0;
   holes over ``gap_threshold`` seconds between packets are filled with zeros
   and reported.
@@ -399,7 +399,9 @@ class MediaDecoder:
     def _audio_frame(self, frame: av.AudioFrame, start: float, out: DecodedMedia, chunks: list[np.ndarray]) -> None:
         fmt = (frame.format.name, frame.layout.name, frame.sample_rate)
         if self._resampler is None:
-            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+            # keep the channels through the resampler and average them afterwards: an
+            # L=R stereo mic then reads exactly like a mono one (swr's downmix adds 3 dB)
+            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.sample_rate)
             self._a_format = fmt
             lead = max(0.0, start)  # audio starting after media time 0: leading silence
             if lead > self.gap_threshold:
@@ -433,7 +435,9 @@ class MediaDecoder:
         assert self._resampler is not None
         try:
             for res in self._resampler.resample(frame):
-                chunks.append(res.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+                planes = res.to_ndarray()  # (channels, samples)
+                mono = planes[0] if len(planes) == 1 else planes.mean(axis=0)
+                chunks.append(np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False))
         except _AV_ERRORS as exc:
             raise _wrap(exc, "audio resampling failed") from exc
 

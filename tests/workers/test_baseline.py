@@ -8,6 +8,7 @@ head absent, 32-40 speech + shake.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -275,6 +276,17 @@ def test_video_gap(media, model):
     for c in r["cues"]:
         if c["modality"] == "nonverbal":
             assert c["end"] <= gs + 1e-6 or c["start"] >= ge - 1e-6, c
+
+
+def test_read_only_inputs(media, model):
+    """Workers get read-only zero-copy views of the shared-memory rings."""
+    w = media.window(0.0, 8.0)
+    for arr in (w.frames, w.frame_times, w.audio):
+        arr.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (r,) = model.analyze([w])
+    _assert_results_close(r, model.analyze([media.window(0.0, 8.0)])[0])
 
 
 def test_deterministic(media, model):

@@ -427,3 +427,35 @@ def test_absurd_timestamp_jump_is_fatal(clips):
         with pytest.raises(IngestError) as info:
             decoder.finish()
     assert info.value.code == "ih5004" and "jump" in info.value.message
+
+
+def _opus_tone(layout: str, channels: int, seconds: float = 2.0) -> bytes:
+    import io
+    from fractions import Fraction
+
+    import av
+
+    buf = io.BytesIO()
+    container = av.open(buf, "w", format="webm")
+    stream = container.add_stream("libopus", rate=48000)
+    stream.codec_context.layout = layout
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(48000 * seconds)) / 48000)).astype(np.float32)
+    planes = np.stack([tone] * channels)
+    for i in range(0, planes.shape[1], 960):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, i:i + 960]), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = 48000, i, Fraction(1, 48000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return buf.getvalue()
+
+
+def test_stereo_is_averaged_to_mono():
+    """An L=R stereo microphone reads exactly like a mono one (no +3 dB downmix)."""
+    mono = decode_all(_opus_tone("mono", 1)).audio
+    stereo = decode_all(_opus_tone("stereo", 2)).audio
+    assert abs(len(mono) - len(stereo)) <= 1
+    assert rms_db(stereo[SR // 10:-SR // 10]) == pytest.approx(rms_db(mono[SR // 10:-SR // 10]), abs=0.2)
+    assert rms_db(mono[SR // 10:-SR // 10]) == pytest.approx(20 * np.log10(0.3 / np.sqrt(2)), abs=0.3)
