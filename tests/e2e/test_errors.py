@@ -10,7 +10,7 @@ import websockets
 from harness import chunks_of, stream_session
 from websockets.exceptions import InvalidStatus
 
-from inter1srv.synthmedia import Segment, Script, encode_webm
+from inter1srv.synthmedia import Script, Segment, encode_webm
 
 
 @pytest.fixture(scope="module")
