@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from shm.segment import sweep_creator, sweep_stale
 
-from . import logs
+from . import logs, sdnotify
 from .config import ServerConfig
 
 log = logging.getLogger("inter1srv.supervisor")
@@ -46,6 +46,7 @@ class Supervisor:
         self.prefix = f"i1s.{cfg.instance_pid}."
         self.children: list[Child] = []
         self.stopping = False
+        self.parent_notify = os.environ.pop("NOTIFY_SOCKET", None)
         self.notify_address = f"\0inter1srv-notify-{os.getpid()}"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -120,6 +121,7 @@ class Supervisor:
             logs.log(log, logging.ERROR, "start-up failed", error=str(exc))
             self._shutdown()
             return 1
+        self._notify_parent("READY=1")
         print(f"inter1srv ready on ws://{self.cfg.host}:{self.cfg.port}/v1/stream/analyze "
               f"(workers={self.cfg.workers}, data dir {self.cfg.data_path})", flush=True)
         while not self.stopping:
@@ -127,6 +129,12 @@ class Supervisor:
             self._reap()
         self._shutdown()
         return 0
+
+    def _notify_parent(self, state: str) -> None:
+        """Tell our own supervisor (systemd, when run as one unit) what the whole server is doing."""
+        if self.parent_notify:
+            os.environ["NOTIFY_SOCKET"] = self.parent_notify
+            sdnotify.notify(state)
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
@@ -148,6 +156,7 @@ class Supervisor:
     def _shutdown(self) -> None:
         """Frontend first (it drains sessions), then workers and the sequencer."""
         self.stopping = True
+        self._notify_parent("STOPPING=1")
         order = [[c for c in self.children if c.role == "frontend"],
                  [c for c in self.children if c.role != "frontend"]]
         for group, grace in zip(order, (self.cfg.max_drain_seconds + 10, 15), strict=True):

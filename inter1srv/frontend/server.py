@@ -7,10 +7,8 @@ import concurrent.futures
 import logging
 import os
 import signal
-from http import HTTPStatus
 from urllib.parse import urlsplit
 
-import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -21,10 +19,12 @@ from inter1srv.keys import KeyStore
 from inter1srv.protocol.constants import STREAM_PATHS
 
 from .auth import SUBPROTOCOL, credential_from, offered_subprotocols
+from .http import HttpRequest, HttpResponse, Router, connection_class
 from .metrics import Metrics
 from .session import Session
 
 log = logging.getLogger("inter1srv.frontend")
+OPEN_TIMEOUT_S = 120  # also bounds how long a non-GET request (an upload) may take to arrive
 
 
 class Frontend:
@@ -42,6 +42,8 @@ class Frontend:
         self.draining = False
         self.timeline_dir = cfg.data_path / "timelines"
         self.timeline_dir.mkdir(parents=True, exist_ok=True)
+        self.router = Router(max_body_bytes=cfg.max_upload_bytes + 1024 * 1024)
+        self._register_routes()
 
     # -- readiness ------------------------------------------------------------
     @property
@@ -53,36 +55,38 @@ class Frontend:
         return max(0, self.cfg.max_sessions - len(self.sessions))
 
     # -- HTTP side of the upgrade -------------------------------------------------
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _register_routes(self) -> None:
+        self.router.add("GET", "/healthz", self._healthz)
+        self.router.add("GET", "/readyz", self._readyz)
+        self.router.add("GET", "/metrics", self._metrics)
+
+    async def _healthz(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, b"ok\n")
+
+    async def _readyz(self, request: HttpRequest) -> HttpResponse:
+        ready = self.ready and self.capacity_left > 0
+        return HttpResponse.json(200 if ready else 503, {
+            "ready": ready,
+            "sessions": len(self.sessions),
+            "capacity_left": self.capacity_left if self.ready else 0,
+            "workers": self.workers_up,
+            "version": __version__,
+        })
+
+    async def _metrics(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.metrics.render(self).encode(), "text/plain; version=0.0.4")
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path == "/healthz":
-            return connection.respond(HTTPStatus.OK, "ok\n")
-        if path == "/readyz":
-            body = orjson.dumps(
-                {
-                    "ready": self.ready and self.capacity_left > 0,
-                    "sessions": len(self.sessions),
-                    "capacity_left": self.capacity_left if self.ready else 0,
-                    "workers": self.workers_up,
-                    "version": __version__,
-                }
-            ).decode()
-            status = HTTPStatus.OK if self.ready and self.capacity_left > 0 else HTTPStatus.SERVICE_UNAVAILABLE
-            response = connection.respond(status, body + "\n")
-            response.headers["Content-Type"] = "application/json"
-            return response
-        if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, self.metrics.render(self))
-            response.headers["Content-Type"] = "text/plain; version=0.0.4"
-            return response
         if path not in STREAM_PATHS:
-            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            headers = {k.lower(): v for k, v in request.headers.raw_items()}
+            return (await self.router.dispatch(HttpRequest("GET", request.path, headers))).to_websockets()
         record = self.keys.verify(credential_from(request.headers))
         if record is None:
             self.metrics.inc("auth_failures_total")
-            response = connection.respond(HTTPStatus.UNAUTHORIZED, "missing, unknown or revoked credential\n")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="inter1srv"'
-            return response
+            response = HttpResponse(401, b"missing, unknown or revoked credential\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="inter1srv"'})
+            return response.to_websockets()
         connection.key_record = record  # type: ignore[attr-defined]
         return None
 
@@ -169,6 +173,8 @@ class Frontend:
             max_queue=4,
             reuse_port=True,
             server_header=f"inter1srv/{__version__}",
+            create_connection=connection_class(self.router),
+            open_timeout=OPEN_TIMEOUT_S,
         ) as server:
             while self.workers_up == 0:
                 await asyncio.sleep(0.05)

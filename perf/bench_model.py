@@ -1,0 +1,80 @@
+"""Model and decode cost per media second, measured side by side in one run.
+
+    python perf/bench_model.py [--seconds 40] [--json out.json]
+
+Reports, for the same real WebM (VP8 + Opus, 640x480, encoded here by libvpx/libopus):
+- the decode floor: demux + decode + analysis-size conversion (inter1srv.ingest) per media second;
+- the baseline model's cost per media second of window at batch 1, 4 and 16;
+- each as a ratio to the media time it covers (processing wall time / media time).
+The full load generator and concurrency sweep live in the perf issue; this is the first brick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def decode_floor(webm: bytes, seconds: float) -> tuple[float, list, np.ndarray]:
+    from inter1srv.ingest.decode import MediaDecoder
+
+    started = time.perf_counter()
+    decoder = MediaDecoder(fps=10, width=320, max_height=240)
+    decoder.feed(webm)
+    out = decoder.finish()
+    decoder.close()
+    return (time.perf_counter() - started) / seconds, out.frames, out.audio
+
+
+def model_cost(frames: list, audio: np.ndarray, batch: int, repeats: int = 3) -> float:
+    from workers.baseline import BaselineModel
+    from workers.contract import WindowInput
+
+    model = BaselineModel(device="cpu")
+    times = np.array([t for t, _ in frames])
+    stack = np.stack([f for _, f in frames])
+    windows = []
+    for k in range(batch):
+        start = (3.0 * k) % max(1.0, times[-1] - 8.0)
+        sel = (times >= start) & (times < start + 8.0)
+        a0 = int(start * 16000)
+        windows.append(WindowInput(f"j{k}", "s", start, start + 8.0, stack[sel], times[sel],
+                                   audio[a0:a0 + 128000], start))
+    model.analyze(windows)  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        model.analyze(windows)
+    elapsed = (time.perf_counter() - started) / repeats
+    return elapsed / (8.0 * batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from inter1srv.synthmedia import default_script, encode_webm
+
+    webm = encode_webm(default_script(args.seconds), width=640, height=480, fps=20)
+    floor, frames, audio = decode_floor(webm, args.seconds)
+    report = {"media_seconds": args.seconds, "decode_floor_ratio": floor}
+    for batch in (1, 4, 16):
+        report[f"model_ratio_batch{batch}"] = model_cost(frames, audio, batch)
+    print(f"{'what':<28}{'ratio (processing s / media s)':>32}")
+    for key, value in report.items():
+        if key != "media_seconds":
+            print(f"{key:<28}{value:>32.4f}")
+    print(f"model(batch 1) / decode floor: {report['model_ratio_batch1'] / floor:.1f}x")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
