@@ -34,6 +34,7 @@ class Frontend:
         self.sessions: dict[str, Session] = {}
         self.sequencer: AsyncChannel | None = None
         self.workers_up = 0
+        self.sequencer_stats: dict = {}  # counters and histograms pushed by the sequencer (for /metrics)
         self.metrics = Metrics()
         self.decode_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="decode"
@@ -142,6 +143,7 @@ class Frontend:
         op = msg.get("op")
         if op == "status":
             self.workers_up = int(msg.get("workers", 0))
+            self.sequencer_stats = msg.get("stats") or self.sequencer_stats
             return
         session = self.sessions.get(msg.get("sid", ""))
         if session is None:
