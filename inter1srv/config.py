@@ -23,6 +23,7 @@ class ServerConfig:
     data_dir: str = os.path.expanduser("~/.local/share/inter1srv")
     workers: int = 1
     device: str = "auto"  # auto | cpu | cuda
+    ledger_url: str = ""  # empty: SQLite in the data dir; postgresql://user:pw@host/db for a fleet
     # sessions and protocol limits
     max_sessions: int = 16
     session_idle_timeout_seconds: int = 30

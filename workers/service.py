@@ -92,7 +92,7 @@ class Worker:
         device = pick_device(self.cfg.device)
         model = load_model(device)
         self._warm_up(model)
-        channel = BlockingChannel.connect(self.cfg.control_socket)
+        channel = self._connect()
         channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": device,
                       "batch_max": self.cfg.batch_max})
         threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
@@ -109,6 +109,17 @@ class Worker:
                 last_ping = time.monotonic()
         sdnotify.notify("STOPPING=1")
         channel.close()
+
+    def _connect(self, patience_s: float = 60.0) -> BlockingChannel:
+        """The sequencer may start after us (separate systemd units): retry for a while."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                return BlockingChannel.connect(self.cfg.control_socket)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _warm_up(self, model) -> None:
         frames = np.zeros((4, 240, 320, 3), np.uint8)

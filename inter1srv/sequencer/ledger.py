@@ -1,8 +1,10 @@
-"""The billing ledger: SQLite in WAL mode, one row per delivered window and one per session.
+"""The billing ledger: one row per delivered window and one per session.
 
-Writes are idempotent (keyed by session and window), so a retried write never
-bills twice. The session row is committed with ``synchronous=FULL`` before the
-sequencer lets ``session.ended`` go out.
+SQLite in WAL mode by default (one host); PostgreSQL for a fleet (``ledger_url``
+= ``postgresql://...``), same schema. Writes are idempotent (keyed by session and
+window), so a retried write never bills twice. The session row is committed
+durably (SQLite ``synchronous=FULL``; PostgreSQL commit) before the sequencer
+lets ``session.ended`` go out.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
-class Ledger:
+class SqliteLedger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,3 +103,66 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+
+
+PG_SCHEMA = SCHEMA.replace("REAL", "DOUBLE PRECISION")
+
+
+class PostgresLedger:
+    """The same ledger on PostgreSQL (psycopg 3), for several hosts billing into one database."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.db = psycopg.connect(url, autocommit=True)
+        with self.db.transaction():
+            for statement in filter(str.strip, PG_SCHEMA.split(";")):
+                self.db.execute(statement)
+
+    def record_windows(self, rows: list[tuple[str, int, float, float, str | None]]) -> None:
+        if not rows:
+            return
+        now = time.time()
+        with self.db.transaction(), self.db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO billed_windows VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(*r, now) for r in rows],
+            )
+
+    def record_session(self, *, session_id, key_id, correlation_id, started_at, reason, media_seconds,
+                       analyzed, dropped) -> float:
+        analyzed = union(analyzed)
+        billed = round(total(analyzed), 3)
+        with self.db.transaction():
+            self.db.execute(
+                """INSERT INTO sessions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (session_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, reason = EXCLUDED.reason,
+                   media_seconds = EXCLUDED.media_seconds, billed_seconds = EXCLUDED.billed_seconds,
+                   analyzed_ranges = EXCLUDED.analyzed_ranges, dropped_ranges = EXCLUDED.dropped_ranges""",
+                (session_id, key_id, correlation_id, started_at, time.time(), reason, media_seconds, billed,
+                 orjson.dumps(analyzed).decode(), orjson.dumps(union(dropped)).decode()),
+            )
+        return billed
+
+    def billed_from_windows(self, session_id: str) -> float:
+        rows = self.db.execute(
+            "SELECT start_s, end_s FROM billed_windows WHERE session_id = %s", (session_id,)
+        ).fetchall()
+        return round(total([(s, e) for s, e in rows]), 3)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+Ledger = SqliteLedger | PostgresLedger
+
+
+def open_ledger(url: str, data_dir: Path) -> Ledger:
+    """``url`` empty or ``sqlite:///path``: SQLite (default: DATA_DIR/ledger.sqlite3); ``postgresql://``: PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresLedger(url)
+    if url.startswith("sqlite:///"):
+        return SqliteLedger(url[len("sqlite:///") - 1:])
+    if url:
+        raise ValueError(f"unsupported ledger_url {url!r}: use sqlite:///PATH or postgresql://...")
+    return SqliteLedger(data_dir / "ledger.sqlite3")

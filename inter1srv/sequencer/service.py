@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from inter1srv import logs, sdnotify
 from inter1srv.config import ServerConfig
 from inter1srv.ipc import AsyncChannel, ChannelClosed
+from inter1srv.promtext import RATIO_BUCKETS, SECONDS_BUCKETS, Histogram
 from inter1srv.protocol.constants import INCLUDE_OVERALL, INCLUDE_TIMELINE
 
 from .analysis import SessionAnalysis
-from .ledger import Ledger
+from .ledger import open_ledger
 from .ranges import as_wire, union
 from .schedule import Commit, Dropped, SessionSchedule, Window, WindowState
 
@@ -67,13 +68,16 @@ class WorkerConn:
 class Sequencer:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
-        self.ledger = Ledger(cfg.data_path / "ledger.sqlite3")
+        self.ledger = open_ledger(cfg.ledger_url, cfg.data_path)
         self.ledger_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self.sessions: dict[str, SessionState] = {}
         self.queue: collections.deque[tuple[str, int]] = collections.deque()
         self.workers: dict[str, WorkerConn] = {}
         self.frontends: set[AsyncChannel] = set()
         self.stats = collections.Counter()
+        self.window_ratio = Histogram(RATIO_BUCKETS)  # dispatch-to-result wall time / window media seconds
+        self.event_lag = Histogram(SECONDS_BUCKETS)  # emission wall time - arrival of the window's media
+        self._last_status = 0.0
         self._stopping = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------
@@ -108,6 +112,7 @@ class Sequencer:
             except Exception:  # noqa: BLE001 - the loop must survive a bad session
                 log.exception("tick failed")
             await self._flush_rows()
+            self._push_status()
             if interval is not None:
                 sdnotify.notify("WATCHDOG=1")
 
@@ -168,16 +173,35 @@ class Sequencer:
                 self._on_worker(worker, msg)
         finally:
             self.workers.pop(worker.wid, None)
+            self.stats["workers_lost"] += 1
             self._broadcast_status()
             self._requeue(worker)
             logs.log(log, logging.WARNING, "worker left", worker=worker.wid, inflight=len(worker.inflight))
 
     def _broadcast_status(self) -> None:
+        message = {"op": "status", "workers": len(self.workers), "stats": self.snapshot()}
         for fe in list(self.frontends):
             try:
-                fe.send({"op": "status", "workers": len(self.workers)})
+                fe.send(message)
             except ChannelClosed:
                 pass
+
+    def _push_status(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status >= 1.0:
+            self._last_status = now
+            self._broadcast_status()
+
+    def snapshot(self) -> dict:
+        """Counters and histograms for /metrics (rendered by the frontend)."""
+        return {
+            "counters": dict(self.stats),
+            "window_ratio": self.window_ratio.snapshot(),
+            "event_lag": self.event_lag.snapshot(),
+            "sessions": len(self.sessions),
+            "queued": len(self.queue),
+            "inflight": sum(len(w.inflight) for w in self.workers.values()),
+        }
 
     # -- frontend messages ------------------------------------------------------
     async def _on_frontend(self, channel: AsyncChannel, msg: dict) -> None:
@@ -263,6 +287,9 @@ class Sequencer:
         if s is not None and not s.finalizing:
             if msg.get("op") == "result":
                 self.stats["windows_processed"] += 1
+                w = s.schedule.windows[index]
+                if w.dispatched_at is not None and w.end > w.start:
+                    self.window_ratio.observe((time.monotonic() - w.dispatched_at) / (w.end - w.start))
                 if not s.schedule.complete(index, msg["result"]):
                     self.stats["late_results"] += 1
             else:
@@ -304,6 +331,7 @@ class Sequencer:
         events: list[dict] = []
         for item in s.schedule.resolve():
             if isinstance(item, Dropped):
+                self.stats["dropped_seconds"] += item.end - item.start
                 events.append(_event("coverage.dropped", item.start, {"ranges": as_wire([(item.start, item.end)])}))
             elif isinstance(item, Commit):
                 events.extend(self._commit(s, item))
@@ -316,6 +344,9 @@ class Sequencer:
     def _commit(self, s: SessionState, item: Commit) -> list[dict]:
         w, result = item.window, item.window.result or {}
         s.pending_rows.append((s.sid, w.index, w.start, w.end, s.key_id))
+        self.stats["windows_delivered"] += 1
+        self.stats["billed_seconds_delivered"] += max(0.0, item.end - item.start)
+        self.event_lag.observe(max(0.0, time.monotonic() - w.media_arrived_at))
         out: list[dict] = []
         for ev in s.analysis.commit(result, item.start, item.end, feedback_dimensions=_list(s.goal_dimensions)):
             etype, t, data = _unpack(ev)
