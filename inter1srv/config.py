@@ -47,6 +47,7 @@ class ServerConfig:
     shed_queue_depth: int = 2
     live_window_deadline_seconds: float = 8.0
     window_max_attempts: int = 2
+    watchdog_seconds: float = 30.0  # serve's watchdog: a role silent this long is killed and restarted
     # identity of this server instance (segment prefix); set by the supervisor
     instance_pid: int = 0
 

@@ -19,10 +19,11 @@ def notify(state: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)  # a reader that is not reading must never stall our event loop
         try:
             sock.connect(address)
-            sock.sendall(state.encode())
-        except OSError:
+            sock.send(state.encode())
+        except OSError:  # BlockingIOError included: a dropped ping is better than a stuck loop
             return False
     return True
 

@@ -32,6 +32,8 @@ class Child:
     proc: subprocess.Popen | None = None
     ready: bool = False
     restarts: int = 0
+    watchdog_kills: int = 0
+    last_ping: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -58,7 +60,9 @@ class Supervisor:
         env = dict(os.environ)
         env.update(self.cfg.to_env())
         env["NOTIFY_SOCKET"] = "@" + self.notify_address[1:]
-        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        # the same watchdog systemd would run: a ready child that stops pinging is killed and restarted
+        env["WATCHDOG_USEC"] = str(int(self.cfg.watchdog_seconds * 1e6))
         return env
 
     def _spawn(self, child: Child) -> None:
@@ -79,11 +83,16 @@ class Supervisor:
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 pid = struct.unpack("iII", payload[:12])[0]
-        if pid is None or b"READY=1" not in data.split(b"\n"):
+        if pid is None:
             return
+        states = data.split(b"\n")
         for child in self.children:
             if child.pid == pid:
-                child.ready = True
+                if b"READY=1" in states:
+                    child.ready = True
+                    child.last_ping = time.monotonic()
+                if b"WATCHDOG=1" in states:
+                    child.last_ping = time.monotonic()
 
     def _wait_ready(self, children: list[Child]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -126,6 +135,7 @@ class Supervisor:
               f"(workers={self.cfg.workers}, data dir {self.cfg.data_path})", flush=True)
         while not self.stopping:
             self._poll_notify()
+            self._watchdog()
             self._reap()
         self._shutdown()
         return 0
@@ -138,6 +148,17 @@ class Supervisor:
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+
+    def _watchdog(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if (child.ready and child.proc is not None and child.proc.poll() is None
+                    and now - child.last_ping > self.cfg.watchdog_seconds):
+                logs.log(log, logging.ERROR, "watchdog: child stopped pinging; killing it", child=child.role,
+                         index=child.index, pid=child.pid, silent_s=round(now - child.last_ping, 1))
+                child.proc.kill()
+                child.ready = False
+                child.watchdog_kills += 1
 
     def _reap(self) -> None:
         for child in self.children:

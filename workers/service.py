@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 
@@ -92,6 +93,8 @@ class Worker:
         device = pick_device(self.cfg.device)
         model = load_model(device)
         self._warm_up(model)
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())  # finish the batch in hand, then exit
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         channel = self._connect()
         channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": device,
                       "batch_max": self.cfg.batch_max})

@@ -105,6 +105,7 @@ class Sequencer:
 
     async def _tick_loop(self) -> None:
         interval = sdnotify.watchdog_interval()
+        last_ping = 0.0
         while True:
             await asyncio.sleep(0.2)
             try:
@@ -113,8 +114,9 @@ class Sequencer:
                 log.exception("tick failed")
             await self._flush_rows()
             self._push_status()
-            if interval is not None:
+            if interval is not None and time.monotonic() - last_ping >= interval:
                 sdnotify.notify("WATCHDOG=1")
+                last_ping = time.monotonic()
 
     def _tick(self, now: float) -> None:
         for s in list(self.sessions.values()):

@@ -152,3 +152,27 @@ def test_sigterm_drains_sessions_with_server_shutdown(fresh_server, clip):
     assert record.ended["data"]["billed_seconds"] > 0
     assert srv.proc.wait(timeout=60) == 0
     assert _segments(srv.proc.pid) == []
+
+
+def test_hung_worker_is_killed_by_the_watchdog_and_its_windows_retried(fresh_server, clip):
+    srv = fresh_server(watchdog_seconds=3)
+    hung = srv.children()["worker"][0]
+
+    async def run():
+        async def hang():
+            await asyncio.sleep(0.3)
+            hung.send_signal(signal.SIGSTOP)  # a GPU/model that never returns looks like this
+        h = asyncio.create_task(hang())
+        record = await stream_session(srv.url, srv.key, [clip])  # a fast client: nothing may be shed
+        await h
+        return record
+
+    started = time.monotonic()
+    record = asyncio.run(run())
+    assert record.close_code == 1000, srv.log_tail()
+    ended = _check_billing(srv, record, 30.0)
+    assert ended["dropped_ranges"] == [] and abs(ended["billed_seconds"] - 30.0) < 0.2
+    assert not hung.is_running() or hung.status() == "zombie"
+    assert hung.pid not in [w.pid for w in srv.children()["worker"]]
+    assert "watchdog" in srv.log_tail(200)
+    assert time.monotonic() - started < 60

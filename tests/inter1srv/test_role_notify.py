@@ -27,7 +27,7 @@ class NotifyListener:
                 self.messages.append(self.sock.recv(4096).decode())
             except TimeoutError:
                 pass
-        raise AssertionError(f"{state} not received; got {self.messages}")
+        raise AssertionError(f"{state} not received on {self.path}; got {self.messages}")
 
     def count(self, state: str) -> int:
         return sum(state in m.split("\n") for m in self.messages)
