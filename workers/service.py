@@ -84,6 +84,7 @@ class Worker:
         self.jobs: queue.Queue[dict] = queue.Queue()
         self.rings = RingCache()
         self.stop = threading.Event()
+        self.link_lost = threading.Event()
 
     def run(self) -> None:
         import torch
@@ -95,23 +96,49 @@ class Worker:
         self._warm_up(model)
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())  # finish the batch in hand, then exit
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        channel = self._connect()
-        channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": device,
-                      "batch_max": self.cfg.batch_max})
-        threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
+        self.device, self.model_name = device, model.name
+        channel = self._link()
         sdnotify.notify("READY=1")
         logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
         watchdog = sdnotify.watchdog_interval()
         last_ping = 0.0
         while not self.stop.is_set():
+            if self.link_lost.is_set():
+                channel = self._relink(channel)
+                if channel is None:
+                    break
             batch = next_batch(self.jobs, self.cfg.batch_max, self.cfg.batch_wait_ms / 1000)
             if batch:
-                self._process(model, channel, batch)
+                try:
+                    self._process(model, channel, batch)
+                except ChannelClosed:
+                    self.link_lost.set()
             if watchdog is not None and time.monotonic() - last_ping > watchdog:
                 sdnotify.notify("WATCHDOG=1")
                 last_ping = time.monotonic()
         sdnotify.notify("STOPPING=1")
-        channel.close()
+        if channel is not None:
+            channel.close()
+
+    def _link(self) -> BlockingChannel:
+        channel = self._connect()
+        channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": self.device,
+                      "batch_max": self.cfg.batch_max})
+        self.link_lost.clear()
+        threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
+        return channel
+
+    def _relink(self, old: BlockingChannel) -> BlockingChannel | None:
+        """The sequencer restarted: its jobs are gone with it; keep the warm model and reconnect."""
+        old.close()
+        while not self.jobs.empty():
+            self.jobs.get_nowait()
+        logs.log(log, logging.WARNING, "sequencer link lost; reconnecting", worker=self.wid)
+        try:
+            return self._link()
+        except OSError:
+            logs.log(log, logging.ERROR, "sequencer did not come back", worker=self.wid)
+            return None
 
     def _connect(self, patience_s: float = 60.0) -> BlockingChannel:
         """The sequencer may start after us (separate systemd units): retry for a while."""
@@ -139,7 +166,7 @@ class Worker:
                 elif msg.get("op") == "forget":
                     self.rings.forget(msg["ring"])
         except (ChannelClosed, OSError):
-            self.stop.set()
+            self.link_lost.set()
 
     def _process(self, model, channel: BlockingChannel, batch: list[dict]) -> None:
         inputs: list[WindowInput] = []
