@@ -44,11 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key")
     _common(revoke)
+
+    from .client.stream_cmd import add_parser as add_stream
+    from .report.cli import add_parser as add_report
+
+    add_stream(sub)
+    add_report(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "stream":
+        from .client.stream_cmd import run as stream_main
+
+        return stream_main(args)
+    if args.command == "report":
+        from .report.cli import run as report_main
+
+        return report_main(args)
     overrides = {k: v for k, v in vars(args).items() if k in ServerConfig.__dataclass_fields__}
     cfg = ServerConfig.from_env(**overrides)
     if args.command == "keys":
