@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="worker processes (one per GPU; default 1)")
+    serve.add_argument("--frontends", type=int, help="frontend processes sharing the port (default 1)")
     serve.add_argument("--device", choices=["auto", "cpu", "cuda"])
     serve.add_argument("--max-sessions", type=int)
     serve.add_argument("--idle-timeout", type=int, dest="session_idle_timeout_seconds")

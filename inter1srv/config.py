@@ -22,6 +22,7 @@ class ServerConfig:
     port: int = 8080
     data_dir: str = os.path.expanduser("~/.local/share/inter1srv")
     workers: int = 1
+    frontends: int = 1  # frontend processes sharing the port (SO_REUSEPORT)
     device: str = "auto"  # auto | cpu | cuda
     ledger_url: str = ""  # empty: SQLite in the data dir; postgresql://user:pw@host/db for a fleet
     # sessions and protocol limits

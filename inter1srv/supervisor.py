@@ -47,7 +47,10 @@ class Supervisor:
         cfg.instance_pid = os.getpid()
         self.prefix = f"i1s.{cfg.instance_pid}."
         self.children: list[Child] = []
+        self.retiring: list[Child] = []  # replaced by a reload, finishing their work
         self.stopping = False
+        self.reload_requested = False
+        self.reloads = 0
         self.parent_notify = os.environ.pop("NOTIFY_SOCKET", None)
         self.notify_address = f"\0inter1srv-notify-{os.getpid()}"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -112,6 +115,7 @@ class Supervisor:
         os.makedirs(self.cfg.data_path, exist_ok=True)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_reload)
         try:
             sequencer = Child("sequencer")
             self.children.append(sequencer)
@@ -122,10 +126,11 @@ class Supervisor:
             for w in workers:
                 self._spawn(w)
             self._wait_ready(workers)
-            frontend = Child("frontend")
-            self.children.append(frontend)
-            self._spawn(frontend)
-            self._wait_ready([frontend])
+            frontends = [Child("frontend", i) for i in range(self.cfg.frontends)]
+            self.children += frontends
+            for f in frontends:
+                self._spawn(f)  # several frontends share the port with SO_REUSEPORT
+            self._wait_ready(frontends)
         except RuntimeError as exc:
             logs.log(log, logging.ERROR, "start-up failed", error=str(exc))
             self._shutdown()
@@ -137,6 +142,9 @@ class Supervisor:
             self._poll_notify()
             self._watchdog()
             self._reap()
+            if self.reload_requested:
+                self.reload_requested = False
+                self._reload()
         self._shutdown()
         return 0
 
@@ -148,6 +156,34 @@ class Supervisor:
 
     def _on_signal(self, signum, _frame) -> None:
         self.stopping = True
+
+    def _on_reload(self, signum, _frame) -> None:
+        self.reload_requested = True
+
+    def _reload(self) -> None:
+        """SIGHUP: replace workers and frontends one by one without dropping sessions.
+
+        A new process is started and made ready before the old one retires: an old
+        frontend (SIGUSR1) stops accepting and exits when its last session ends; an
+        old worker (SIGTERM) finishes its batch, and the sequencer re-queues what it
+        had not started. The sequencer keeps running (it owns the sessions' state).
+        """
+        logs.log(log, logging.INFO, "reload: replacing workers and frontends")
+        for old in [c for c in self.children if c.role in ("worker", "frontend")]:
+            new = Child(old.role, old.index)
+            self._spawn(new)
+            try:
+                self._wait_ready([new])
+            except RuntimeError as exc:
+                logs.log(log, logging.ERROR, "reload: replacement failed; keeping the old process", error=str(exc))
+                if new.proc and new.proc.poll() is None:
+                    new.proc.kill()
+                continue
+            self.children[self.children.index(old)] = new
+            self.retiring.append(old)
+            old.proc.send_signal(signal.SIGUSR1 if old.role == "frontend" else signal.SIGTERM)
+        self.reloads += 1
+        logs.log(log, logging.INFO, "reload done", retiring=len(self.retiring))
 
     def _watchdog(self) -> None:
         now = time.monotonic()
@@ -161,6 +197,11 @@ class Supervisor:
                 child.watchdog_kills += 1
 
     def _reap(self) -> None:
+        for old in list(self.retiring):
+            if old.proc is None or old.proc.poll() is not None:
+                self.retiring.remove(old)
+                if old.role == "frontend" and old.pid:
+                    sweep_creator(self.prefix, old.pid)
         for child in self.children:
             if self.stopping or child.proc is None or child.proc.poll() is None:
                 continue
@@ -178,8 +219,8 @@ class Supervisor:
         """Frontend first (it drains sessions), then workers and the sequencer."""
         self.stopping = True
         self._notify_parent("STOPPING=1")
-        order = [[c for c in self.children if c.role == "frontend"],
-                 [c for c in self.children if c.role != "frontend"]]
+        everyone = self.children + self.retiring
+        order = [[c for c in everyone if c.role == "frontend"], [c for c in everyone if c.role != "frontend"]]
         for group, grace in zip(order, (self.cfg.max_drain_seconds + 10, 15), strict=True):
             for c in group:
                 if c.proc and c.proc.poll() is None:
@@ -193,7 +234,7 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     c.proc.kill()
                     c.proc.wait()
-        for c in self.children:
+        for c in everyone:
             if c.pid:
                 sweep_creator(self.prefix, c.pid)
         self.notify.close()

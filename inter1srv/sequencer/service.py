@@ -164,7 +164,8 @@ class Sequencer:
                 await self._abort(s, "frontend_lost", notify_frontend=False)
 
     async def _serve_worker(self, channel: AsyncChannel, hello: dict) -> None:
-        worker = WorkerConn(str(hello.get("wid")), channel, credit=int(hello.get("batch_max", 1)))
+        # keyed by id and pid: during a reload an old and a new worker share the same id
+        worker = WorkerConn(f"{hello.get('wid')}/{hello.get('pid')}", channel, credit=int(hello.get("batch_max", 1)))
         self.workers[worker.wid] = worker
         self._broadcast_status()
         logs.log(log, logging.INFO, "worker joined", worker=worker.wid, device=hello.get("device"))
