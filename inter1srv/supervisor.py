@@ -64,6 +64,7 @@ class Supervisor:
         env.update(self.cfg.to_env())
         env["NOTIFY_SOCKET"] = "@" + self.notify_address[1:]
         env.pop("WATCHDOG_PID", None)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must be set before torch loads: idle threads sleep
         # the same watchdog systemd would run: a ready child that stops pinging is killed and restarted
         env["WATCHDOG_USEC"] = str(int(self.cfg.watchdog_seconds * 1e6))
         return env

@@ -90,7 +90,10 @@ class Worker:
         import torch
 
         if not torch.cuda.is_available():
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.cfg.workers)))
+            # one thread per CPU worker: OpenMP's spinning threads cost 5-10x the model itself here
+            # (py-spy, perf/REPORT.md); scale with --workers instead
+            torch.set_num_threads(1)
+            torch.set_num_interop_threads(1)
         device = pick_device(self.cfg.device)
         model = load_model(device)
         self._warm_up(model)

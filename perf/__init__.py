@@ -1,0 +1,1 @@
+"""The perf suite (load generator, concurrency sweep, naive reference, micro-benchmarks)."""
