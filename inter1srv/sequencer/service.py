@@ -157,7 +157,10 @@ class Sequencer:
         try:
             while True:
                 msg = await channel.recv()
-                await self._on_frontend(channel, msg)
+                try:
+                    await self._on_frontend(channel, msg)
+                except Exception:  # noqa: BLE001 - a bad message must not cut every session of this frontend
+                    log.exception("frontend message failed", extra={"fields": {"op": msg.get("op")}})
         finally:
             self.frontends.discard(channel)
             for s in [s for s in self.sessions.values() if s.frontend is channel]:
@@ -173,7 +176,10 @@ class Sequencer:
         try:
             while True:
                 msg = await channel.recv()
-                self._on_worker(worker, msg)
+                try:
+                    self._on_worker(worker, msg)
+                except Exception:  # noqa: BLE001
+                    log.exception("worker message failed")
         finally:
             self.workers.pop(worker.wid, None)
             self.stats["workers_lost"] += 1
@@ -331,6 +337,16 @@ class Sequencer:
 
     # -- emission -------------------------------------------------------------------
     def _emit(self, s: SessionState) -> None:
+        """Emit what became ready; a failure here ends this session only (ih1001), never the others."""
+        try:
+            self._emit_ready(s)
+        except Exception:  # noqa: BLE001 - one session's analysis bug must not take down its neighbours
+            log.exception("session analysis failed")
+            self.stats["sessions_failed"] += 1
+            self._send(s, {"op": "failed", "sid": s.sid, "message": "Internal failure while analysing this session."})
+            asyncio.get_running_loop().create_task(self._abort(s, "internal_error", notify_frontend=True))
+
+    def _emit_ready(self, s: SessionState) -> None:
         events: list[dict] = []
         for item in s.schedule.resolve():
             if isinstance(item, Dropped):
@@ -404,7 +420,11 @@ class Sequencer:
     async def _finalize(self, s: SessionState) -> None:
         """Graceful end: end active signals, make billing durable, then session.ended."""
         frontier = s.schedule.frontier
-        events = [_event(*_unpack(ev)) for ev in s.analysis.finish(frontier)]
+        try:
+            events = [_event(*_unpack(ev)) for ev in s.analysis.finish(frontier)]
+        except Exception:  # noqa: BLE001
+            log.exception("signal ends failed")
+            events = []
         try:
             billed = await self._record(s, s.end_reason)
         except Exception as exc:  # noqa: BLE001 - a ledger failure must reach the client as ih1001
@@ -434,7 +454,11 @@ class Sequencer:
         s.finalizing = True
         s.schedule.cancel_all()
         s.schedule.resolve()
-        implicit = [_event(*_unpack(ev)) for ev in s.analysis.finish(s.schedule.frontier)]
+        try:
+            implicit = [_event(*_unpack(ev)) for ev in s.analysis.finish(s.schedule.frontier)]
+        except Exception:  # noqa: BLE001 - billing must still be recorded
+            log.exception("implicit signal ends failed")
+            implicit = []
         for ev in implicit:
             ev["implicit"] = True
         try:
