@@ -32,7 +32,7 @@ class ServerConfig:
     max_segment_size_bytes: int = 32 * 1024 * 1024
     min_segment_size_bytes: int = 1
     max_upload_bytes: int = 32 * 1024 * 1024
-    max_buffered_bytes: int = 64 * 1024 * 1024  # undecoded bytes per session before the socket is paused
+    max_buffered_bytes: int = 16 * 1024 * 1024  # undecoded bytes per session before the socket is paused
     max_drain_seconds: int = 60
     # analysis media
     analysis_fps: float = 10.0
