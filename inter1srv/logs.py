@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -19,6 +20,7 @@ class JsonFormatter(logging.Formatter):
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
             "role": self.role,
+            "pid": os.getpid(),
             "msg": record.getMessage(),
         }
         extra = getattr(record, "fields", None)
