@@ -56,7 +56,8 @@ class HttpResponse:
 
     @classmethod
     def error(cls, status: int, code: str, message: str) -> HttpResponse:
-        return cls.json(status, {"error": {"code": code, "message": message}})
+        # "error_id" / "message" at the top level are what the official SDK's error parser reads
+        return cls.json(status, {"error_id": code, "message": message, "error": {"code": code, "message": message}})
 
     def to_websockets(self) -> Response:
         headers = Headers({"Content-Type": self.content_type, "Content-Length": str(len(self.body)), **self.headers})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from inter1srv.config import ServerConfig
 from inter1srv.ingest.decode import DecodedMedia, MediaDecoder
@@ -19,6 +20,24 @@ from shm.segment import segment_name
 TRACK_LAG_TOLERANCE_S = 3.0  # a modality lagging more than this is treated as missing
 
 
+class MediaSource(Protocol):
+    """What the pipeline needs of a decoder: :class:`MediaDecoder` (WebM) or a container source."""
+
+    has_video: bool
+    has_audio: bool
+    queued_until: float | None
+    truncated: str | None
+
+    def feed(self, data: bytes) -> None: ...
+    def decode(self, until: float | None = None) -> DecodedMedia: ...
+    def finish(self) -> DecodedMedia: ...
+    def close(self) -> None: ...
+
+
+def new_decoder(cfg: ServerConfig) -> MediaDecoder:
+    return MediaDecoder(fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height)
+
+
 @dataclass
 class PumpResult:
     until: float  # media time available to analysis (both present modalities)
@@ -27,11 +46,9 @@ class PumpResult:
 
 
 class MediaPipeline:
-    def __init__(self, cfg: ServerConfig, server_prefix: str, session_id: str):
+    def __init__(self, cfg: ServerConfig, server_prefix: str, session_id: str, decoder: MediaSource | None = None):
         self.cfg = cfg
-        self.decoder = MediaDecoder(
-            fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height
-        )
+        self.decoder: MediaSource = decoder or new_decoder(cfg)
         slots = math.ceil(cfg.ring_seconds * cfg.analysis_fps) + 4
         self.ring = MediaRing.create(
             segment_name(server_prefix, session_id),

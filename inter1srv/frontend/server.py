@@ -19,9 +19,13 @@ from inter1srv.keys import KeyStore
 from inter1srv.protocol.constants import STREAM_PATHS
 
 from .auth import SUBPROTOCOL, credential_from, offered_subprotocols
+from .client_tokens import ClientTokenRoutes
+from .credentials import TOKEN_PREFIX, CredentialStore, Principal
+from .demo import DemoRoutes, demo_enabled
 from .http import HttpRequest, HttpResponse, Router, connection_class
 from .metrics import Metrics
 from .session import Session
+from .upload import UploadRoutes
 
 log = logging.getLogger("inter1srv.frontend")
 OPEN_TIMEOUT_S = 120  # also bounds how long a non-GET request (an upload) may take to arrive
@@ -31,6 +35,7 @@ class Frontend:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
         self.keys = KeyStore(cfg.data_dir)
+        self.credentials = CredentialStore(cfg.data_path)
         self.sessions: dict[str, Session] = {}
         self.sequencer: AsyncChannel | None = None
         self.workers_up = 0
@@ -60,6 +65,29 @@ class Frontend:
         self.router.add("GET", "/healthz", self._healthz)
         self.router.add("GET", "/readyz", self._readyz)
         self.router.add("GET", "/metrics", self._metrics)
+        ClientTokenRoutes(self).register(self.router)
+        UploadRoutes(self).register(self.router)
+        if demo_enabled():
+            DemoRoutes(self).register(self.router)
+
+    async def in_thread(self, fn, *args):
+        """Run blocking work (SQLite, decoding) in the frontend's thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.decode_pool, fn, *args)
+
+    async def authenticate(self, credential: str | None, origin: str | None) -> Principal | None:
+        """An API key, or a live client token (whose Origin must be allowed, and whose key must be live)."""
+        if not credential:
+            return None
+        if credential.startswith(TOKEN_PREFIX):
+            token = await self.in_thread(self.credentials.lookup, credential)
+            if token is None or not token.origin_allowed(origin):
+                return None
+            key = self.keys.get(token.key_id)
+            if key is None or key.revoked:
+                return None
+            return Principal(key, token)
+        key = self.keys.verify(credential)
+        return Principal(key) if key is not None else None
 
     async def _healthz(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, b"ok\n")
@@ -82,13 +110,14 @@ class Frontend:
         if path not in STREAM_PATHS:
             headers = {k.lower(): v for k, v in request.headers.raw_items()}
             return (await self.router.dispatch(HttpRequest("GET", request.path, headers))).to_websockets()
-        record = self.keys.verify(credential_from(request.headers))
-        if record is None:
+        principal = await self.authenticate(credential_from(request.headers), request.headers.get("Origin"))
+        if principal is None:
             self.metrics.inc("auth_failures_total")
-            response = HttpResponse(401, b"missing, unknown or revoked credential\n",
+            response = HttpResponse(401, b"missing, unknown, expired or revoked credential (or origin not allowed)\n",
                                     headers={"WWW-Authenticate": 'Bearer realm="inter1srv"'})
             return response.to_websockets()
-        connection.key_record = record  # type: ignore[attr-defined]
+        connection.principal = principal  # type: ignore[attr-defined]
+        connection.key_record = principal.key  # type: ignore[attr-defined]
         return None
 
     @staticmethod
@@ -151,7 +180,7 @@ class Frontend:
         if op == "events":
             session.deliver(msg["events"], msg.get("frontier"), final=msg.get("final", False))
         elif op == "aborted":
-            session.record_implicit(msg.get("implicit", []))
+            session.record_implicit(msg.get("implicit", []), msg.get("billed_seconds"))
         elif op == "failed":
             session.internal_failure(msg.get("message", "internal failure"))
 

@@ -24,6 +24,8 @@ from inter1srv.protocol.client_messages import (
 from inter1srv.protocol.constants import GOAL_DIMENSIONS, OFFICIAL_INCLUDE_FLAGS, SIGNALS, ErrorCode
 from inter1srv.protocol.envelope import build_envelope, close_code_for, encode, error_data
 
+from .api import CREDENTIAL_REVOKED
+from .credentials import Principal, Refusal
 from .pipeline import MediaPipeline
 
 log = logging.getLogger("inter1srv.frontend.session")
@@ -38,7 +40,16 @@ class Session:
         self.ws = ws
         self.sid = "sess_" + uuid.uuid4().hex[:20]
         self.correlation_id = str(uuid.uuid4())
-        self.key = getattr(ws, "key_record", None)
+        self.principal: Principal | None = getattr(ws, "principal", None)
+        self.key = self.principal.key if self.principal else getattr(ws, "key_record", None)
+        self.token = self.principal.token if self.principal else None
+        self.max_duration = _min_cap(self.cfg.session_max_duration_seconds,
+                                     self.key and self.key.max_session_seconds,
+                                     self.token and self.token.max_duration_seconds)
+        self.media_budget: float | None = None  # media seconds left in the key's / token's budget
+        self.budget_reached = False
+        self.bytes_in = 0
+        self.admitted = False
         self.config = SessionConfig()
         self.state = "open"  # open -> closing -> ended | failed | aborted
         self.pipeline: MediaPipeline | None = None
@@ -68,6 +79,13 @@ class Session:
         if not self.fe.ready or self.fe.capacity_left <= 0:
             await self._refuse("No analysis capacity is available right now; try again shortly.")
             return
+        if self.principal is not None:
+            try:
+                self.media_budget = await self._in_thread(self.fe.credentials.admit, self.sid, self.principal)
+                self.admitted = True
+            except Refusal as exc:
+                await self._refuse(str(exc))
+                return
         self.fe.register(self)
         self.fe.metrics.inc("sessions_total")
         sender = None
@@ -79,6 +97,7 @@ class Session:
                     "sid": self.sid,
                     "ring": self.pipeline.ring_name,
                     "key_id": self.key.key_id if self.key else None,
+                    "token_id": self.token.token_id if self.token else None,
                     "correlation_id": self.correlation_id,
                     "config": self._config_message(),
                 }
@@ -107,12 +126,15 @@ class Session:
         except ConnectionClosed:
             pass
         self.state = "ended"
+        if self.admitted:
+            await self._in_thread(self.fe.credentials.release, self.sid)
+            self.admitted = False
         self.done.set()
 
     def _ready_data(self) -> dict:
         return {
             "session_idle_timeout_seconds": self.cfg.session_idle_timeout_seconds,
-            "session_max_duration_seconds": self.cfg.session_max_duration_seconds,
+            "session_max_duration_seconds": self.max_duration,
             "max_segment_duration_seconds": None,
             "min_segment_size_bytes": self.cfg.min_segment_size_bytes,
             "max_segment_size_bytes": self.cfg.max_segment_size_bytes,
@@ -152,14 +174,14 @@ class Session:
             return None
         now = time.monotonic()
         idle = self.last_media + self.cfg.session_idle_timeout_seconds - now
-        lifetime = self.started + self.cfg.session_max_duration_seconds - now
+        lifetime = self.started + self.max_duration - now
         return max(0.0, min(idle, lifetime))
 
     def _on_timeout(self) -> None:
         now = time.monotonic()
-        if now >= self.started + self.cfg.session_max_duration_seconds:
+        if now >= self.started + self.max_duration:
             self.begin_drain("max_duration", ErrorCode.MAX_DURATION,
-                             f"Maximum session duration of {self.cfg.session_max_duration_seconds} s reached.")
+                             f"Maximum session duration of {self.max_duration} s reached.")
         else:
             self.begin_drain("idle_timeout", ErrorCode.IDLE_TIMEOUT,
                              f"No media for {self.cfg.session_idle_timeout_seconds} s.")
@@ -186,6 +208,15 @@ class Session:
             return
         if self.state != "open" or not data:
             return  # after session.close, media is refused; empty frames carry nothing
+        if self._credential_revoked():
+            self._fatal(CREDENTIAL_REVOKED, "The client token of this session was revoked.", segment=index,
+                        close_code=1008)
+            return
+        self.bytes_in += len(data)
+        if self.token is not None and self.token.max_bytes is not None and self.bytes_in > self.token.max_bytes:
+            self.begin_drain("max_duration", ErrorCode.MAX_DURATION,
+                             f"The client token's limit of {self.token.max_bytes} bytes per session was reached.")
+            return
         self.last_media = time.monotonic()
         self.pending += data
         self.pending_segment = index
@@ -223,11 +254,17 @@ class Session:
 
     async def _pump(self) -> None:
         """Decode what the analysis frontier allows; wait (not reading the socket) while it is behind."""
-        while self.state in ("open", "closing"):
-            result = await self._in_thread(self.pipeline.pump, self.frontier + self.cfg.backpressure_seconds)
+        while self.state in ("open", "closing") and not self.budget_reached:
+            limit = self.frontier + self.cfg.backpressure_seconds
+            if self.media_budget is not None:
+                limit = min(limit, self.media_budget)  # never decode past the credential's budget
+            result = await self._in_thread(self.pipeline.pump, limit)
             self._warnings(result.warnings)
             self._announce(result.until)
             if not result.backlog:
+                return
+            if self.media_budget is not None and limit >= self.media_budget:
+                self._budget_exhausted()
                 return
             self.frontier_moved.clear()
             try:
@@ -240,6 +277,19 @@ class Session:
         if until > self.sent_until:
             self.sent_until = until
             self.fe.to_sequencer({"op": "media", "sid": self.sid, "until": until})
+
+    def _budget_exhausted(self) -> None:
+        """Media reached the budget left at the start: no more is decoded; the session ends as max_duration."""
+        self.budget_reached = True
+        self.begin_drain("max_duration")  # a session already closing is converted in _drain
+
+    def _credential_revoked(self) -> bool:
+        if self.token is None:
+            return False
+        if self.fe.credentials.is_revoked(self.token.token_id):
+            return True
+        key = self.fe.keys.get(self.token.key_id)
+        return key is None or key.revoked
 
     def _warnings(self, warnings: list[IngestError]) -> None:
         for w in warnings:
@@ -268,12 +318,19 @@ class Session:
                 await self._pump()
                 if self.state != "closing":
                     return
-                result = await self._in_thread(self.pipeline.finish)
-                self._warnings(result.warnings)
-                self._announce(result.until)
-                # a client that closes inside an element sent a truncated stream; when the server
-                # cuts the session (idle, max duration, shutdown) a partial tail is expected
-                truncated = self.pipeline.decoder.truncated
+                if self.budget_reached:
+                    reason = "max_duration"
+                    self._error(ErrorCode.MAX_DURATION, f"The credential's video-seconds budget "
+                                f"({self.media_budget:.1f} s left when this session started) is used up.")
+                    self.ingest_room.set()
+                    truncated = None
+                else:
+                    result = await self._in_thread(self.pipeline.finish)
+                    self._warnings(result.warnings)
+                    self._announce(result.until)
+                    # a client that closes inside an element sent a truncated stream; when the server
+                    # cuts the session (idle, max duration, shutdown) a partial tail is expected
+                    truncated = self.pipeline.decoder.truncated
                 if truncated and reason == "client_shutdown":
                     self.final_close_code = 1007
                     self._error(ErrorCode.MALFORMED_MEDIA, "The stream ended inside a WebM element (truncated stream).")
@@ -286,7 +343,7 @@ class Session:
         except TimeoutError:
             self.internal_failure("The session could not be drained in time.")
 
-    def _fatal(self, code: str, message: str, segment: int | None = None) -> None:
+    def _fatal(self, code: str, message: str, segment: int | None = None, close_code: int | None = None) -> None:
         """An error that ends the session at once (its close code comes from the error table)."""
         if self.state in ("ended", "failed", "aborted"):
             return
@@ -294,7 +351,7 @@ class Session:
         self.state = "failed"
         self.ingest_room.set()
         self._abort_analysis()
-        self.outbox.put_nowait((_CLOSE, close_code_for(code) or 1011, code))
+        self.outbox.put_nowait((_CLOSE, close_code or close_code_for(code) or 1011, code))
 
     def internal_failure(self, message: str) -> None:
         self._fatal(ErrorCode.INTERNAL, message)
@@ -308,14 +365,23 @@ class Session:
         """Events from the sequencer, already in media order."""
         for ev in events:
             self._emit(ev["type"], ev["data"], t=ev["t"])
+            if ev["type"] == "session.ended":
+                self._bill(ev["data"].get("billed_seconds"))
         if frontier is not None and frontier > self.frontier:
             self.frontier = frontier
             self.frontier_moved.set()
         if final:
             self.outbox.put_nowait((_CLOSE, self.final_close_code, "session ended"))
 
-    def record_implicit(self, events: list[dict]) -> None:
+    def _bill(self, seconds: float | None) -> None:
+        """Count billed seconds against the key's (and token's) budget (off the event loop)."""
+        if seconds and self.key is not None:
+            token_id = self.token.token_id if self.token else None
+            self.fe.decode_pool.submit(self.fe.credentials.add_usage, self.key.key_id, token_id, float(seconds))
+
+    def record_implicit(self, events: list[dict], billed_seconds: float | None = None) -> None:
         """Implicit signal ends at an abrupt end: stored in the timeline, not sent."""
+        self._bill(billed_seconds)
         for ev in events:
             envelope = build_envelope(ev["type"], ev["data"], t=ev["t"], correlation_id=self.correlation_id)
             envelope["implicit"] = True
@@ -388,5 +454,11 @@ class Session:
         if self.timeline is not None:
             self.timeline.close()
         self.fe.unregister(self)
+        if self.admitted:
+            await self._in_thread(self.fe.credentials.release, self.sid)
         self.done.set()
         logs.log(log, logging.INFO, "session closed", session=self.sid, state=self.state)
+
+
+def _min_cap(*caps: int | None) -> int:
+    return int(min(c for c in caps if c))
