@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Real services the fleet tests use: a PostgreSQL server and HAProxy, from Debian packages.
+# Debian packages the tests use: a PostgreSQL server and HAProxy (fleet tests), Chromium (browser
+# demo) and espeak-ng (speech for test media).
 # Prints the PostgreSQL URL for the tests (INTER1SRV_TEST_PG_URL).
 set -euo pipefail
 need=()
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v chromium >/dev/null || need+=(chromium)     # the browser demo's end-to-end test
+command -v espeak-ng >/dev/null || need+=(espeak-ng)   # real synthesized speech for test media
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("name")
+    create.add_argument("--max-concurrent", type=int, help="most live sessions at once for this key")
+    create.add_argument("--max-session-seconds", type=int, help="longest session for this key")
+    create.add_argument("--video-seconds-budget", type=float, help="media seconds this key may have analysed in all")
     _common(create)
     lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
     _common(lst)
@@ -90,12 +93,23 @@ def main(argv: list[str] | None = None) -> int:
 def _keys(args, cfg: ServerConfig) -> int:
     store = KeyStore(cfg.data_dir)
     if args.keys_command == "create":
-        record, secret = store.create(args.name)
+        try:
+            record, secret = store.create(args.name, max_concurrent=args.max_concurrent,
+                                          max_session_seconds=args.max_session_seconds,
+                                          video_seconds_budget=args.video_seconds_budget)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(secret)
         print(f"created {record.key_id} ({record.name}); the key is shown only once", file=sys.stderr)
     elif args.keys_command == "list":
+        from .frontend.credentials import CredentialStore
+
+        usage = CredentialStore(cfg.data_path)
         for r in store.list():
-            print(f"{r.key_id}\t{r.name}\t{'revoked' if r.revoked else 'active'}")
+            caps = ",".join(f"{k}={v}" for k, v in r.caps.items() if v is not None) or "no caps"
+            used = usage.usage(f"key:{r.key_id}")
+            print(f"{r.key_id}\t{r.name}\t{'revoked' if r.revoked else 'active'}\t{caps}\tused={used}")
     elif args.keys_command == "revoke":
         if not store.revoke(args.key):
             print(f"no active key {args.key!r}", file=sys.stderr)

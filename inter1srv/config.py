@@ -24,6 +24,7 @@ class ServerConfig:
     workers: int = 1
     frontends: int = 1  # frontend processes sharing the port (SO_REUSEPORT)
     device: str = "auto"  # auto | cpu | cuda
+    demo: int = 1  # serve the browser demo at / (INTER1SRV_DEMO=0 in production)
     ledger_url: str = ""  # empty: SQLite in the data dir; postgresql://user:pw@host/db for a fleet
     # sessions and protocol limits
     max_sessions: int = 16
@@ -34,6 +35,7 @@ class ServerConfig:
     max_upload_bytes: int = 32 * 1024 * 1024
     max_buffered_bytes: int = 16 * 1024 * 1024  # undecoded bytes per session before the socket is paused
     max_drain_seconds: int = 60
+    slow_reader_seconds: float = 30.0  # a client whose socket takes no event for this long is cut off (1008)
     # analysis media
     analysis_fps: float = 10.0
     analysis_width: int = 320

@@ -72,6 +72,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from workers.asr import AsrBackend, AsrCache, make_backend
 from workers.contract import (
     AUDIO_SAMPLE_RATE,
     SIGNAL_TYPES,
@@ -80,6 +81,7 @@ from workers.contract import (
     WindowInput,
     WindowResult,
 )
+from workers.face import FaceTracker, face_cues
 from workers.features import (
     AUDIO_HOP,
     MOTION_REF_DT,
@@ -113,11 +115,21 @@ OSC_MIN_RMS = 1.0  # px (80x60) per 0.1 s
 OSC_AXIS_RATIO = 3.0
 OSC_HZ = (1.5, 4.5)
 
+RISE_ST = 2.0  # semitones: an utterance's last RISE_TAIL voiced hops over the dip before them
+RISE_TAIL = 4  # voiced 20 ms hops
+RISE_LOOK = 25  # the dip is searched in the last RISE_LOOK voiced hops
+RISE_MIN_HOPS = 30  # voiced hops in the utterance
+NUCLEUS_DB = 3.0
+NUCLEUS_GAP_S = 0.1
+MIN_RATE_S = 0.8  # speech seconds in a chunk before its rate is reported
+
 EPS = 1e-6
 PARAVERBAL_CUES = (
-    "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
+    "speech_rate", "rising_pitch", "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
 )
-NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation")
+FACE_CUES = ("face_present", "head_nod", "head_shake", "look_away", "face_absent", "lean_in", "lean_back")
+NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation", *FACE_CUES)
+ASR_PAD_S = 0.15  # speech regions sent to ASR are padded by this much audio each side
 DRIVER_MIN = 0.05
 
 
@@ -140,6 +152,23 @@ def _chunks(a: int, b: int, max_len: int) -> Iterable[tuple[int, int]]:
     for i in range(n):
         if edges[i + 1] > edges[i]:
             yield int(edges[i]), int(edges[i + 1])
+
+
+def _nuclei(db: np.ndarray, active: np.ndarray) -> int:
+    """Syllable nuclei: level peaks inside speech at least NUCLEUS_DB above the dips around them,
+    at least NUCLEUS_GAP_S apart (de Jong & Wempe 2009, simplified to the level envelope)."""
+    if db.size < 3:
+        return 0
+    k = np.convolve(db, np.ones(3) / 3, mode="same")
+    gap = int(round(NUCLEUS_GAP_S / HOP_S))
+    count, last = 0, -gap
+    for i in range(1, k.size - 1):
+        if not active[i] or k[i] < k[i - 1] or k[i] < k[i + 1] or i - last < gap:
+            continue
+        lo = k[max(0, i - gap): i + gap + 1].min()
+        if k[i] - lo >= NUCLEUS_DB:
+            count, last = count + 1, i
+    return count
 
 
 def _cue(modality: str, name: str, value: float, start: float, end: float) -> Cue:
@@ -173,11 +202,28 @@ def _coverage(intervals: list[tuple[float, float]], times: np.ndarray, step: flo
 class BaselineModel:
     """Measured paraverbal and motion cues -> signal scores (see the module docstring)."""
 
-    name = "baseline-cues-v1"
+    name = "baseline-cues-v2"
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", *, asr: str | AsrBackend | None = None, faces: bool = True) -> None:
         self.device = str(device)
         self._device = torch.device(device)
+        self.asr: AsrBackend = make_backend(asr) if asr is None or isinstance(asr, str) else asr
+        self.asr_cache = AsrCache()
+        self.face: FaceTracker | None = None
+        if faces:
+            try:
+                self.face = FaceTracker()
+            except ImportError:  # OpenCV missing: no face cues, evidence says so
+                self.face = None
+
+    def cache_stats(self) -> dict:
+        """Per-worker cache hit rates (face frames, ASR regions) and seconds of audio decoded."""
+        out = {"asr_hits": self.asr_cache.hits, "asr_misses": self.asr_cache.misses,
+               "asr_decoded_s": round(self.asr_cache.decoded_s, 3)}
+        if self.face is not None:
+            out.update(face_hits=self.face.cache.hits, face_misses=self.face.cache.misses,
+                       face_hit_rate=round(self.face.cache.hit_rate, 4))
+        return out
 
     # ------------------------------------------------------------------ batch
     def analyze(self, windows: list[WindowInput]) -> list[WindowResult]:
@@ -275,16 +321,35 @@ class BaselineModel:
             degraded.append({"reason": "video_gap", "ranges": [[round(float(s), 3), round(float(e), 3)] for s, e in gaps]})
         ev_a = _coverage(a_cov, times, STEP_SECONDS)
         ev_v = _coverage(v_cov, times, STEP_SECONDS)
+        ev_w = np.zeros(n_steps)
 
         # ---- cues
+        regions: list[tuple[float, float]] = []
         if audio is not None:
-            cues += self._audio_cues(w, audio)
+            audio_cues, regions = self._audio_cues(w, audio)
+            cues += audio_cues
         if video is not None:
             cues += self._video_cues(video, start, end)
+        if self.face is not None and w.frames.shape[0] > 0:
+            recs = self.face.frames(w.session_id, w.frames, ft)
+            fc, no_face = face_cues(recs, start, end)
+            cues += fc
+            if no_face:
+                # wire reason "video_gap" (partial visual coverage): the official SDK accepts no other
+                # value; "detail" says why
+                degraded.append({"reason": "video_gap", "detail": "no_face",
+                                 "ranges": [[round(float(s), 3), round(float(e), 3)] for s, e in no_face]})
+            seen = _coverage([(c["start"], c["end"]) for c in fc if c["cue"] == "face_present"], times, STEP_SECONDS)
+            ev_v = ev_v * np.maximum(seen, 0.25)  # video without a face still shows motion
+        elif self.face is None:
+            ev_v = ev_v * 0.25
+        if regions and self.asr.name != "none":
+            cues += self._verbal_cues(w, regions)
+            ev_w = _coverage(regions, times, STEP_SECONDS)
         cues.sort(key=lambda c: (c["start"], c["end"], c["cue"]))
 
         signals, eng, dis, drivers = self._scores(cues, times, start, end)
-        cqi = self._cqi(cues, ev_a, ev_v)
+        cqi = self._cqi(cues, ev_a, ev_v, ev_w)
         return {
             "start": start,
             "end": end,
@@ -294,7 +359,7 @@ class BaselineModel:
             "engagement": [round(float(x), 4) for x in eng],
             "disengagement": [round(float(x), 4) for x in dis],
             "evidence": {
-                "verbal": [0.0] * n_steps,
+                "verbal": [round(float(x), 4) for x in ev_w],
                 "paraverbal": [round(float(x), 4) for x in ev_a],
                 "nonverbal": [round(float(x), 4) for x in ev_v],
             },
@@ -317,7 +382,7 @@ class BaselineModel:
                 cov.append((s, e))
         return cov
 
-    def _audio_cues(self, w: WindowInput, a: dict) -> list[Cue]:
+    def _audio_cues(self, w: WindowInput, a: dict) -> tuple[list[Cue], list[tuple[float, float]]]:
         db, f0, valid = a["db"], a["f0"], a["valid"]
         voiced = a["voiced"].copy()
         for s, e in _runs(voiced):
@@ -358,6 +423,9 @@ class BaselineModel:
                     continue
                 cs, ce = ts(s), ts(e)
                 cues.append(_cue("paraverbal", "voice_activity", active[s:e].mean(), cs, ce))
+                speech_s = float(active[s:e].sum()) * HOP_S
+                if speech_s >= MIN_RATE_S:
+                    cues.append(_cue("paraverbal", "speech_rate", _nuclei(db[s:e], active[s:e]) / speech_s, cs, ce))
                 levels = db[s:e][vm]
                 cues.append(_cue("paraverbal", "loudness", 10 * np.log10(np.mean(10 ** (levels / 10))), cs, ce))
                 if levels.size >= MIN_STATS_HOPS:
@@ -367,7 +435,55 @@ class BaselineModel:
                     med = float(np.median(pitches))
                     cues.append(_cue("paraverbal", "pitch", med, cs, ce))
                     cues.append(_cue("paraverbal", "pitch_variation", np.std(12 * np.log2(pitches / med)), cs, ce))
-        return cues
+        # utterances for ASR: voiced runs joined across gaps shorter than BRIDGE_S
+        utterances = [(ts(s), ts(e)) for s, e in _runs(active) if e - s >= MIN_VOICED_HOPS * 3]
+        # rising terminal pitch: the last voiced part of an utterance that ended inside the audio
+        # against the part before it
+        n_all = voiced.size
+        for s, e in _runs(active):
+            if e >= n_all - 2 or not valid[e:min(n_all, e + 5)].all():
+                continue  # the utterance may go on after the window: its end is not known yet
+            idx = np.flatnonzero(voiced[s:e]) + s
+            if idx.size < RISE_MIN_HOPS:
+                continue
+            contour = f0[idx]
+            smooth = np.array([np.median(contour[max(0, k - 1):k + 2]) for k in range(contour.size)])
+            end_f0 = float(np.median(contour[-RISE_TAIL:]))
+            k_dip = int(np.argmin(smooth[-RISE_LOOK:-RISE_TAIL])) + contour.size - RISE_LOOK
+            st_rise = 12 * np.log2(end_f0 / max(float(smooth[k_dip]), 1.0))
+            if st_rise >= RISE_ST:
+                tail = idx[k_dip:]
+                cues.append(_cue("paraverbal", "rising_pitch", st_rise, ts(int(tail[0])), ts(int(tail[-1]) + 1)))
+        return cues, utterances
+
+    def _verbal_cues(self, w: WindowInput, regions: list[tuple[float, float]]) -> list[Cue]:
+        """Lexicon hits of the speech regions (ASR gated by voice activity, cached per session)."""
+        from workers.lexicon import phrase_category
+
+        cats = phrase_category()
+        out: list[Cue] = []
+        a0 = float(w.audio_start)
+        n = w.audio.shape[0]
+        for rs, re_ in regions:
+            s = max(a0, rs - ASR_PAD_S)
+            e = min(a0 + n / AUDIO_SAMPLE_RATE, re_ + ASR_PAD_S)
+            key = (int(round(s * 1000)), int(round(e * 1000)))
+            hits = self.asr_cache.get(w.session_id, key)
+            if hits is None:
+                self.asr_cache.misses += 1
+                i0, i1 = int(round((s - a0) * AUDIO_SAMPLE_RATE)), int(round((e - a0) * AUDIO_SAMPLE_RATE))
+                hits = [(p, s + hs, s + he) for p, hs, he in self.asr.spot(np.asarray(w.audio[i0:i1]))]
+                self.asr_cache.decoded_s += e - s
+                self.asr_cache.put(w.session_id, key, hits)
+            else:
+                self.asr_cache.hits += 1
+            for phrase, hs, he in hits:
+                hs, he = max(float(w.start), hs), min(float(w.end), max(he, hs + 0.1))
+                if he > hs:
+                    c = _cue("verbal", cats[phrase], 1.0, hs, he)
+                    c["text"] = phrase  # type: ignore[typeddict-unknown-key]
+                    out.append(c)
+        return out
 
     def _video_cues(self, v: dict, start: float, end: float) -> list[Cue]:
         times, dt, motion = v["times"], v["dt"], v["motion"]
@@ -463,12 +579,11 @@ class BaselineModel:
         va_cov, va_val = self._raster(cues, "voice_activity", lo2, hi2)
         sp = va_cov * np.nan_to_num(va_val)
         loud_cov, loud = self._raster(cues, "loudness", lo2, hi2)
-        loud_n = _ramp(loud, -40.0, -15.0)
         _, pvar = self._raster(cues, "pitch_variation", lo2, hi2)
         pvar_n = _ramp(pvar, 0.5, 3.0)
         pause_cov, _ = self._raster(cues, "pause", lo3, hi3)
         pz = _ramp(pause_cov, 0.05, 0.3)
-        sil, _ = self._raster(cues, "long_silence", lo2, hi2)
+        sil, sil_len = self._raster(cues, "long_silence", lo2, hi2)
         _, mot = self._raster(cues, "motion_energy", lo2, hi2)
         mot_n = _ramp(mot, STILL_LEVEL, 3.0)
         mot_hi = _ramp(mot, 2.0, 5.0)
@@ -487,6 +602,26 @@ class BaselineModel:
         else:
             raise_n = np.zeros(n)
 
+        lo4, hi4 = self._context(times, start, end, 4.0)
+        _, rate = self._raster(cues, "speech_rate", lo2, hi2)
+
+        def cov(name: str, lo: np.ndarray = lo3, hi: np.ndarray = hi3) -> np.ndarray:
+            return self._raster(cues, name, lo, hi)[0]
+
+        def said(category: str) -> np.ndarray:
+            """Short cues (lexicon hits, pitch rises) in the 4 s context: 1 -> 0.7, 2+ -> 1."""
+            sel = [c for c in cues if c["cue"] == category]
+            if not sel:
+                return np.zeros(n)
+            mid = np.array([(c["start"] + c["end"]) / 2 for c in sel])
+            k = ((mid[None, :] >= lo4[:, None]) & (mid[None, :] < hi4[:, None])).sum(axis=1)
+            return np.clip(0.4 + 0.3 * k, 0.0, 1.0) * (k > 0)
+
+        nod, shake = cov("head_nod"), cov("head_shake")
+        away, absent = cov("look_away", lo2, hi2), cov("face_absent", lo2, hi2)
+        lean_in, lean_back = cov("lean_in"), cov("lean_back")
+        face = cov("face_present", lo2, hi2)
+        loud_hi = _ramp(loud, -24.0, -14.0) * (loud_cov > 0)
         contrib: dict[str, dict[str, np.ndarray]] = {
             "engagement": {
                 "voice_activity": 0.55 * 0.65 * sp,
@@ -494,18 +629,45 @@ class BaselineModel:
                 "motion_energy": 0.35 * mot_n,
                 "vertical_oscillation": 0.1 * osc_v,
                 "horizontal_oscillation": 0.1 * osc_h,
+                "face_present": 0.15 * face,
+                "head_nod": 0.2 * nod,
+                "lean_in": 0.2 * lean_in,
             },
             "disengagement": {
-                "long_silence": 0.55 * sil,
-                "stillness": 0.45 * still * (1.0 - np.clip(sp, 0, 1)),
+                "long_silence": 0.55 * sil * _ramp(sil_len, 2.0, 5.0),
+                "stillness": 0.3 * still * (1.0 - np.clip(sp, 0, 1)),
+                "look_away": 0.5 * away,
+                "face_absent": 0.6 * absent,
             },
             "confidence": {
-                "loudness": 0.5 * sp * loud_n * (loud_cov > 0),
-                "pitch_variation": 0.25 * sp * pvar_n,
-                "voice_activity": 0.25 * sp * (1.0 - pz),
+                "loudness": 0.5 * sp * _ramp(loud, -26.0, -14.0) * (loud_cov > 0),
+                "pitch_variation": 0.2 * sp * pvar_n,
+                "voice_activity": 0.2 * sp * (1.0 - pz),
+                "certainty_word": 0.35 * said("certainty_word"),
             },
-            "hesitation": {"pause": 0.9 * _ramp(pause_cov, 0.08, 0.3)},
-            "stress": {"motion_energy": 0.5 * mot_hi, "pitch": 0.5 * raise_n * (sp > 0)},
+            "hesitation": {
+                "pause": 0.9 * _ramp(pause_cov, 0.08, 0.3),
+                "filler": 0.45 * said("filler"),
+                "hedge": 0.2 * said("hedge"),
+            },
+            "uncertainty": {
+                "hedge": 0.6 * said("hedge"),
+                "filler": 0.3 * said("filler"),
+                "pause": 0.3 * _ramp(pause_cov, 0.08, 0.3),
+                "rising_pitch": 0.25 * said("rising_pitch"),
+            },
+            "agreement": {"head_nod": 0.8 * nod, "affirmation": 0.6 * said("affirmation")},
+            "disagreement": {"head_shake": 0.8 * shake, "negation": 0.6 * said("negation")},
+            "confusion": {"confusion_phrase": 0.8 * said("confusion_phrase"),
+                          "rising_pitch": 0.3 * said("rising_pitch"),
+                          "pause": 0.15 * _ramp(pause_cov, 0.08, 0.3)},
+            "frustration": {"strain_word": 0.6 * said("strain_word"), "loudness": 0.25 * loud_hi * sp},
+            "skepticism": {"doubt_phrase": 0.6 * said("doubt_phrase"), "lean_back": 0.65 * lean_back},
+            "interest": {"lean_in": 0.7 * lean_in, "interest_phrase": 0.6 * said("interest_phrase"),
+                         "head_nod": 0.15 * nod},
+            "stress": {"motion_energy": 0.5 * mot_hi, "pitch": 0.5 * raise_n * (sp > 0),
+                       "speech_rate": 0.3 * _ramp(rate, 5.2, 6.5) * (sp > 0),
+                       "strain_word": 0.4 * said("strain_word")},
         }
         present = {c["cue"] for c in cues}
         signals: dict[str, np.ndarray] = {}
@@ -526,7 +688,7 @@ class BaselineModel:
         return signals, signals["engagement"], signals["disengagement"], drivers
 
     @staticmethod
-    def _cqi(cues: list[Cue], ev_a: np.ndarray, ev_v: np.ndarray) -> dict:
+    def _cqi(cues: list[Cue], ev_a: np.ndarray, ev_v: np.ndarray, ev_w: np.ndarray | None = None) -> dict:
         def wmean(name: str) -> float | None:
             sel = [c for c in cues if c["cue"] == name]
             dur = sum(c["end"] - c["start"] for c in sel)
@@ -566,4 +728,24 @@ class BaselineModel:
         if weights and sum(weights) > 0:
             value = sum(p * w for p, w in zip(parts, weights, strict=True)) / sum(weights)
             out["energy"] = {"value": round(100 * value, 1), "weight": round(max(weights), 4)}
+
+        def count(*names: str) -> int:
+            return sum(1 for c in cues if c["cue"] in names)
+
+        face_s = total("face_present")
+        mean_w = float(ev_w.mean()) if ev_w is not None and ev_w.size else 0.0
+        if face_s > 1.0 or count("affirmation", "negation") > 0:
+            nods = sum(c["value"] for c in cues if c["cue"] == "head_nod")
+            shakes = sum(c["value"] for c in cues if c["cue"] == "head_shake")
+            pos = min(1.0, nods / 4.0) * 0.6 + min(1.0, count("affirmation") / 2.0) * 0.4
+            neg = min(1.0, shakes / 4.0) * 0.6 + min(1.0, count("negation", "strain_word") / 2.0) * 0.4
+            value = 50 + 40 * pos - 30 * neg + 10 * min(1.0, face_s / 8.0)
+            weight = max(min(1.0, face_s / 8.0) * mean_v, mean_w if count("affirmation", "negation") else 0.0)
+            out["rapport"] = {"value": round(float(np.clip(value, 0, 100)), 1), "weight": round(weight, 4)}
+        learn = count("interest_phrase", "confusion_phrase")
+        lean = total("lean_in")
+        if learn or lean > 0:
+            value = 50 + 30 * min(1.0, learn / 2.0) + 20 * min(1.0, lean / 3.0)
+            weight = max(mean_w if learn else 0.0, mean_v * min(1.0, lean / 3.0))
+            out["learning"] = {"value": round(value, 1), "weight": round(weight, 4)}
         return out

@@ -267,7 +267,8 @@ class CredentialStore:
                                 (sid, key.key_id, token.token_id if token else None, os.getpid(), time.time()))
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
         return left
 

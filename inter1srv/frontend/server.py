@@ -16,7 +16,9 @@ from inter1srv import __version__, logs, sdnotify
 from inter1srv.config import ServerConfig
 from inter1srv.ipc import AsyncChannel, ChannelClosed
 from inter1srv.keys import KeyStore
+from inter1srv.protocol.asyncapi import asyncapi_document
 from inter1srv.protocol.constants import STREAM_PATHS
+from shm.segment import sweep_stale
 
 from .auth import SUBPROTOCOL, credential_from, offered_subprotocols
 from .client_tokens import ClientTokenRoutes
@@ -65,10 +67,15 @@ class Frontend:
         self.router.add("GET", "/healthz", self._healthz)
         self.router.add("GET", "/readyz", self._readyz)
         self.router.add("GET", "/metrics", self._metrics)
+        self.router.add("GET", "/asyncapi.json", self._asyncapi)
         ClientTokenRoutes(self).register(self.router)
         UploadRoutes(self).register(self.router)
         if demo_enabled():
             DemoRoutes(self).register(self.router)
+
+    async def _asyncapi(self, request: HttpRequest) -> HttpResponse:
+        host = request.headers.get("host") or f"{self.cfg.host}:{self.cfg.port}"
+        return HttpResponse.json(200, asyncapi_document(host=host))
 
     async def in_thread(self, fn, *args):
         """Run blocking work (SQLite, decoding) in the frontend's thread pool."""
@@ -190,6 +197,11 @@ class Frontend:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
+        retire = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, retire.set)  # reload: stop accepting, finish sessions, exit
+        removed = sweep_stale()  # rings of a dead predecessor (systemd restarts this role alone)
+        if removed:
+            logs.log(log, logging.WARNING, "removed stale shared memory", segments=len(removed))
         connected = asyncio.Event()
         link = asyncio.create_task(self._sequencer_link(connected))
         await connected.wait()
@@ -212,14 +224,22 @@ class Frontend:
             sdnotify.notify("READY=1")
             logs.log(log, logging.INFO, "frontend ready", host=self.cfg.host, port=self.cfg.port)
             watchdog = asyncio.create_task(self._watchdog())
-            await stop.wait()
+            await _first(stop.wait(), retire.wait())
             sdnotify.notify("STOPPING=1")
             self.draining = True
             server.close(close_connections=False)
+            if not stop.is_set():
+                await self.retire(stop)
             await self.drain()
             watchdog.cancel()
         link.cancel()
         self.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def retire(self, stop: asyncio.Event) -> None:
+        """Reload: a newer frontend takes new connections; ours end naturally (or SIGTERM drains them)."""
+        logs.log(log, logging.INFO, "retiring: finishing open sessions", sessions=len(self.sessions))
+        while self.sessions and not stop.is_set():
+            await asyncio.sleep(0.2)
 
     async def drain(self) -> None:
         sessions = list(self.sessions.values())
@@ -236,6 +256,13 @@ class Frontend:
         while True:
             await asyncio.sleep(interval)
             sdnotify.notify("WATCHDOG=1")
+
+
+async def _first(*aws) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        task.cancel()
 
 
 def main(cfg: ServerConfig) -> None:

@@ -86,6 +86,11 @@ class Session:
             except Refusal as exc:
                 await self._refuse(str(exc))
                 return
+            except Exception as exc:  # noqa: BLE001 - e.g. a full disk under the data dir
+                logs.log(log, logging.ERROR, "admission failed", session=self.sid, error=str(exc))
+                await self._refuse("The server cannot record this session right now (storage failure).",
+                                   code=ErrorCode.INTERNAL, close_code=1011)
+                return
         self.fe.register(self)
         self.fe.metrics.inc("sessions_total")
         sender = None
@@ -117,12 +122,11 @@ class Session:
         finally:
             await self._cleanup(sender)
 
-    async def _refuse(self, message: str) -> None:
-        envelope = build_envelope("error", error_data(ErrorCode.NO_CAPACITY, message), t=0.0,
-                                  correlation_id=self.correlation_id)
+    async def _refuse(self, message: str, code: str = ErrorCode.NO_CAPACITY, close_code: int = 1013) -> None:
+        envelope = build_envelope("error", error_data(code, message), t=0.0, correlation_id=self.correlation_id)
         try:
             await self.ws.send(encode(envelope))
-            await self.ws.close(1013, "no capacity")
+            await self.ws.close(close_code, "no capacity" if close_code == 1013 else "internal failure")
         except ConnectionClosed:
             pass
         self.state = "ended"
@@ -399,11 +403,28 @@ class Session:
 
     def _record(self, envelope: dict) -> None:
         if self.timeline is not None and not self.timeline.closed:
-            self.timeline.write(orjson.dumps(envelope) + b"\n")
+            try:
+                self.timeline.write(orjson.dumps(envelope) + b"\n")
+            except OSError as exc:  # a full disk loses the timeline, never the session or its billing
+                logs.log(log, logging.ERROR, "timeline write failed; timeline disabled", session=self.sid,
+                         error=str(exc))
+                self._close_timeline()
+
+    def _close_timeline(self) -> None:
+        try:
+            self.timeline.close()
+        except OSError:
+            pass
 
     def _sync_timeline(self) -> None:
-        self.timeline.flush()
-        os.fsync(self.timeline.fileno())
+        if self.timeline.closed:
+            return
+        try:
+            self.timeline.flush()
+            os.fsync(self.timeline.fileno())
+        except OSError as exc:
+            logs.log(log, logging.ERROR, "timeline flush failed", session=self.sid, error=str(exc))
+            self._close_timeline()
 
     async def _sender(self) -> None:
         while True:
@@ -421,9 +442,28 @@ class Session:
             if item["type"] == "session.ended" and self.timeline is not None:
                 await self._in_thread(self._sync_timeline)  # the timeline is complete before the client hears
             try:
-                await self.ws.send(encode(item))
+                await asyncio.wait_for(self.ws.send(encode(item)), timeout=self.cfg.slow_reader_seconds)
             except ConnectionClosed:
                 pass
+            except TimeoutError:
+                await self._cut_slow_reader()
+                return
+
+    async def _cut_slow_reader(self) -> None:
+        """A client that stops reading events is cut off; its unsent events stay bounded."""
+        logs.log(log, logging.WARNING, "slow reader cut off", session=self.sid,
+                 pending_events=self.outbox.qsize(), after_s=self.cfg.slow_reader_seconds)
+        self.fe.metrics.inc("slow_readers_total")
+        if self.state in ("open", "closing"):
+            self.state = "failed"
+            self._abort_analysis()
+        self.ingest_room.set()
+        self.ended_sent.set()
+        try:
+            await asyncio.wait_for(self.ws.close(1008, "client is not reading events"), timeout=2.0)
+        except (TimeoutError, ConnectionClosed):
+            pass
+        self.ws.transport.abort()
 
     async def _cleanup(self, sender: asyncio.Task | None) -> None:
         if self.state in ("open", "closing"):
@@ -452,7 +492,7 @@ class Session:
             if self.pipeline is not None:
                 await self._in_thread(self.pipeline.close)
         if self.timeline is not None:
-            self.timeline.close()
+            self._close_timeline()
         self.fe.unregister(self)
         if self.admitted:
             await self._in_thread(self.fe.credentials.release, self.sid)

@@ -23,6 +23,7 @@ class ErrorCode:
     """Error codes and the close code that follows each (None: session stays open)."""
 
     INTERNAL = "ih1001"
+    CREDENTIAL_REVOKED = "ih1002"
     NO_CAPACITY = "ih1003"
     INVALID_CONFIG = "ih6001"
     SEGMENT_TOO_LARGE = "ih6002"
@@ -35,6 +36,7 @@ class ErrorCode:
 
 CLOSE_CODES: dict[str, int | None] = {
     ErrorCode.INTERNAL: 1011,
+    ErrorCode.CREDENTIAL_REVOKED: 1008,  # the session's client token (or its key) was revoked
     ErrorCode.NO_CAPACITY: 1013,
     ErrorCode.INVALID_CONFIG: None,
     ErrorCode.SEGMENT_TOO_LARGE: 1009,

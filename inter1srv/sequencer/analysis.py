@@ -101,6 +101,9 @@ class _Summary:
     still_s: float
     silence_s: float
     pitch_var: float | None
+    words: dict | None = None  # verbal cue name -> phrases said in the slice
+    active: tuple = ()  # signals active at the end of the slice
+    away_s: float = 0.0  # seconds with the face turned away or absent
 
 
 def _r(x: float, nd: int = 3) -> float:
@@ -180,6 +183,36 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
         elif name == "stillness":
             total = sum(_overlap(c, lo, hi) for c in sel)
             phrases.append(f"still for {total:.1f} s ({s:.1f}-{e:.1f} s)")
+        elif name in ("head_nod", "head_shake"):
+            count = int(round(sum(float(c["value"]) for c in sel)))
+            rates = [float(c["rate_hz"]) for c in sel if "rate_hz" in c]
+            amps = [float(c["amplitude"]) for c in sel if "amplitude" in c]
+            verb = "nodded" if name == "head_nod" else "shook"
+            phrase = f"head {verb} {_plural(count, 'time')}"
+            if rates:
+                phrase += f" at {sum(rates) / len(rates):.1f} Hz"
+            if amps:
+                phrase += f" ({100 * max(amps):.0f}% of face height)"
+            phrases.append(phrase + f" between {s:.1f} and {e:.1f} s")
+        elif name in ("look_away", "face_absent"):
+            total = sum(_overlap(c, lo, hi) for c in sel)
+            what = "face turned away" if name == "look_away" else "no face in view"
+            phrases.append(f"{what} for {total:.1f} s ({s:.1f}-{e:.1f} s)")
+        elif name in ("lean_in", "lean_back"):
+            pct = 100 * (max if name == "lean_in" else min)(float(c["value"]) for c in sel)
+            phrases.append(f"leaning {'in' if name == 'lean_in' else 'back'} (face at {pct:.0f}% of its "
+                           f"usual size, {s:.1f}-{e:.1f} s)")
+        elif name == "rising_pitch":
+            ends = ", ".join(f"{float(c['end']):.1f} s" for c in sel[:3])
+            phrases.append(f"pitch rising {max(float(c['value']) for c in sel):.1f} semitones at the end of "
+                           f"{_plural(len(sel), 'phrase')} (ending {ends})")
+        elif name == "speech_rate":
+            phrases.append(f"speaking at {mean:.1f} syllables/s over {s:.1f}-{e:.1f} s")
+        elif name == "face_present":
+            phrases.append(f"face in view over {s:.1f}-{e:.1f} s")
+        elif sel and all("text" in c for c in sel):  # verbal lexicon hits
+            said = ", ".join(f"'{c['text']}' at {float(c['start']):.1f} s" for c in sel[:4])
+            phrases.append(f"said {said}" + (f" (+{len(sel) - 4} more)" if len(sel) > 4 else ""))
         elif name in ("vertical_oscillation", "horizontal_oscillation"):
             axis = "vertical" if name.startswith("vertical") else "horizontal"
             phrases.append(f"{axis} motion oscillating at {mean:.1f} Hz over {s:.1f}-{e:.1f} s")
@@ -481,7 +514,18 @@ class SessionAnalysis:
             still_s=sum(_overlap(c, a, b) for c in sel("stillness")),
             silence_s=sum(_overlap(c, a, b) for c in sel("long_silence")),
             pitch_var=_wmean(sel("pitch_variation"), a, b),
+            words=self._words(cues, a, b),
+            active=tuple(s for s, tr in self._tracks.items() if tr.active),
+            away_s=sum(_overlap(c, a, b) for c in cues if c["cue"] in ("look_away", "face_absent")),
         )
+
+    @staticmethod
+    def _words(cues: list[Cue], a: float, b: float) -> dict:
+        out: dict[str, list[str]] = {}
+        for c in cues:
+            if c.get("modality") == "verbal" and "text" in c and a <= float(c["start"]) < b:
+                out.setdefault(str(c["cue"]), []).append(str(c["text"]))
+        return out
 
     def _feedback(self, dimensions: list[str]) -> str:
         recent = list(self._history)[-max(1, self.settings.feedback_every_windows):]
@@ -505,6 +549,16 @@ class SessionAnalysis:
         pitch_var = sum(pv) / len(pv) if pv else None
 
         last = f"the last {span:.0f} s"
+        hedges = [w for s in recent for w in (s.words or {}).get("hedge", [])]
+        hedges += [w for s in recent for w in (s.words or {}).get("filler", [])]
+        away = sum(s.away_s for s in recent)
+        if len(hedges) >= 2 and any("hesitation" in s.active or "uncertainty" in s.active for s in recent):
+            quoted = ", ".join(f"'{w}'" for w in hedges[:3])
+            return (f"You hedged {_plural(len(hedges), 'time')} in {last} ({quoted}): "
+                    f"state your main point plainly and drop the qualifiers.")
+        if away >= 0.4 * span and any("disengagement" in s.active for s in recent):
+            return (f"The listener's face was turned away or out of view for {away:.0f} of {last}: "
+                    f"pause and ask a direct question to bring them back in.")
         if audio_s <= 0:
             voice = "no audio received"
         elif speech_s <= 0.2:

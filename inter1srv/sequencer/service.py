@@ -393,16 +393,25 @@ class Sequencer:
             pass
 
     async def _flush_rows(self) -> None:
-        rows = [r for s in self.sessions.values() for r in s.pending_rows]
-        for s in self.sessions.values():
+        """Make delivered windows durable; on failure (a full disk) keep them and retry next tick."""
+        taken = [(s, s.pending_rows) for s in self.sessions.values() if s.pending_rows]
+        if not taken:
+            return
+        for s, _ in taken:
             s.pending_rows = []
-        if rows:
+        try:
+            rows = [r for _, batch in taken for r in batch]
             await asyncio.get_running_loop().run_in_executor(self.ledger_pool, self.ledger.record_windows, rows)
+        except Exception as exc:  # noqa: BLE001
+            self.stats["ledger_write_failures"] += 1
+            logs.log(log, logging.ERROR, "ledger write failed; will retry", error=str(exc))
+            for s, batch in taken:
+                s.pending_rows = batch + s.pending_rows
 
     async def _record(self, s: SessionState, reason: str) -> float:
-        rows, s.pending_rows = s.pending_rows, []
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.ledger_pool, self.ledger.record_windows, rows)
+        await loop.run_in_executor(self.ledger_pool, self.ledger.record_windows, s.pending_rows)
+        s.pending_rows = []
         return await loop.run_in_executor(
             self.ledger_pool,
             lambda: self.ledger.record_session(

@@ -16,6 +16,7 @@ import torch
 
 from workers.baseline import NONVERBAL_CUES, PARAVERBAL_CUES, BaselineModel
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, WindowInput
+from workers.lexicon import VERBAL_CUES
 
 LIVELY = (0, 3, 5)
 HESITANT = 1
@@ -80,15 +81,17 @@ def test_result_matches_contract(session):
         assert r["engagement"] == r["signals"]["engagement"]
         assert set(r["evidence"]) == set(MODALITIES)
         assert all(len(v) == n for v in r["evidence"].values())
-        assert r["evidence"]["verbal"] == [0.0] * n  # no speech recognition yet
-        assert min(r["evidence"]["paraverbal"]) == 1.0 and min(r["evidence"]["nonverbal"]) == 1.0
-        assert r["degraded"] == []
+        assert all(0.0 <= x <= 1.0 for x in r["evidence"]["verbal"])  # speech regions sent to ASR
+        # the scripted "head" is a drawn disc with eyes and a mouth: the Haar detector may take it for a face
+        assert min(r["evidence"]["paraverbal"]) == 1.0 and min(r["evidence"]["nonverbal"]) >= 0.25
+        assert all(d["reason"] == "video_gap" and d["detail"] == "no_face" for d in r["degraded"])
         assert set(r["cqi"]) == set(CQI_DIMENSIONS)
         for v in r["cqi"].values():
             assert 0 <= v["value"] <= 100 and 0 <= v["weight"] <= 1
         for c in r["cues"]:
-            assert c["modality"] in ("paraverbal", "nonverbal")
-            assert c["cue"] in (PARAVERBAL_CUES if c["modality"] == "paraverbal" else NONVERBAL_CUES)
+            assert c["modality"] in MODALITIES
+            allowed = {"paraverbal": PARAVERBAL_CUES, "nonverbal": NONVERBAL_CUES, "verbal": VERBAL_CUES}
+            assert c["cue"] in allowed[c["modality"]]
             assert w.start - 1e-6 <= c["start"] < c["end"] <= w.end + 1e-6
         json.dumps(r)
         assert _plain(r)
@@ -150,7 +153,7 @@ def test_engagement_lively_vs_silent(session, media):
     lively = np.concatenate([eng[interior(session, media, s)] for s in LIVELY])
     quiet = np.concatenate([eng[interior(session, media, s)] for s in (SILENT_STILL, ABSENT)])
     assert lively.mean() > 0.65 and lively.min() > 0.5
-    assert quiet.max() < 0.1
+    assert quiet.max() <= 0.16  # a detected face alone adds at most 0.15
     hesitant = eng[interior(session, media, HESITANT)]
     assert quiet.mean() < hesitant.mean() < lively.mean()
 
@@ -158,7 +161,8 @@ def test_engagement_lively_vs_silent(session, media):
 def test_disengagement_rises_in_silent_still_and_absent(session, media):
     dis = session["scores"]["dis"]
     for seg in (SILENT_STILL, ABSENT):
-        assert dis[interior(session, media, seg)].mean() > 0.8, seg
+        # silence with a face in view is weaker evidence than an absent face
+        assert dis[interior(session, media, seg)].mean() > (0.6 if seg == SILENT_STILL else 0.8), seg
     for seg in LIVELY:
         assert dis[interior(session, media, seg)].max() < 0.1, seg
 
@@ -185,8 +189,8 @@ def test_confidence_loud_fluent_above_hesitant(session, media):
 def test_unmeasured_signals_stay_zero_without_drivers(session):
     for r in session["results"]:
         for s in SIGNAL_TYPES:
-            if s not in MODELLED:
-                assert max(r["signals"][s]) == 0.0 and r["drivers"][s] == []
+            if max(r["signals"][s]) > 0.0:
+                assert r["drivers"][s], s
 
 
 def test_every_driver_is_a_present_cue(session):
@@ -217,8 +221,9 @@ def test_silent_audio_gives_no_speech_cues(media, model):
     para = [c for c in r["cues"] if c["modality"] == "paraverbal"]
     assert [c["cue"] for c in para] == ["long_silence"]
     assert para[0]["value"] == pytest.approx(e - s - 1.0, abs=0.05)
-    for sig in ("confidence", "hesitation", "stress", "engagement"):
+    for sig in ("confidence", "hesitation", "stress"):
         assert max(r["signals"][sig]) == 0.0, sig
+    assert set(r["drivers"]["engagement"]) <= {"face_present"}  # no voice-driven engagement
     assert r["cqi"]["clarity"]["weight"] == 0.0 and r["cqi"]["authority"]["weight"] == 0.0
     assert r["cqi"]["energy"]["weight"] > 0.9 and r["cqi"]["energy"]["value"] < 10
 
@@ -292,7 +297,10 @@ def test_read_only_inputs(media, model):
 def test_deterministic(media, model):
     windows = [media.window(0.0, 8.0), media.window(10.0, 18.0)]
     assert model.analyze(windows) == model.analyze(windows)
+    # the per-session caches are pure memos: a fresh model and one that analysed other windows of
+    # the session before (and in another order) give the same results
     assert BaselineModel("cpu").analyze(windows) == model.analyze(windows)
+    assert BaselineModel("cpu").analyze(windows[::-1]) == model.analyze(windows)[::-1]
 
 
 def _assert_results_close(a, b):
@@ -325,8 +333,8 @@ def test_cqi_energy_follows_activity(session, media, model):
     assert lively["cqi"]["energy"]["value"] > 60 and silent["cqi"]["energy"]["value"] < 15
     assert lively["cqi"]["clarity"]["value"] > 80 and lively["cqi"]["clarity"]["weight"] == 1.0
     for r in (lively, silent):
-        assert r["cqi"]["rapport"] == {"value": 50.0, "weight": 0.0}
-        assert r["cqi"]["learning"] == {"value": 50.0, "weight": 0.0}
+        assert 0 <= r["cqi"]["rapport"]["value"] <= 100 and 0 <= r["cqi"]["rapport"]["weight"] <= 1
+        assert r["cqi"]["learning"]["weight"] == 0.0 or r["cqi"]["learning"]["value"] >= 50
 
 
 def test_empty_batch(model):

@@ -341,3 +341,44 @@ def test_with_the_real_model():
         assert d.data["cues"] and all((c["cue"], c["start"], c["end"]) in cue_ids for c in d.data["cues"])
         assert re.search(r"\d+\.\d s", d.data["rationale"])
     assert len(of(events, "signal.ended")) == len(det)
+
+
+def test_rationale_names_face_and_word_cues_with_sizes():
+    from inter1srv.sequencer.analysis import rationale_for
+
+    cues = [
+        {"modality": "nonverbal", "cue": "head_nod", "value": 4.0, "start": 56.0, "end": 58.0,
+         "rate_hz": 2.1, "amplitude": 0.11},
+        {"modality": "verbal", "cue": "affirmation", "value": 1.0, "start": 57.2, "end": 57.6, "text": "exactly"},
+        {"modality": "nonverbal", "cue": "look_away", "value": 1.5, "start": 58.0, "end": 59.5},
+        {"modality": "nonverbal", "cue": "lean_in", "value": 1.3, "start": 58.0, "end": 60.0},
+    ]
+    text = rationale_for("agreement", cues, 56.0, 60.0, 0.9)
+    assert "head nodded 4 times at 2.1 Hz" in text and "'exactly' at 57.2 s" in text
+    assert "turned away for 1.5 s" in text and "leaning in" in text
+    assert text.count(".") >= 1 and "shook" not in text
+
+
+def test_feedback_points_at_a_run_of_hedging_and_at_disengagement():
+    hedges = [{"modality": "verbal", "cue": "hedge", "value": 1.0, "start": t, "end": t + 0.4, "text": w}
+              for t, w in ((1.0, "maybe"), (3.5, "i think"), (6.0, "sort of"), (9.0, "probably"))]
+    sa = SessionAnalysis(AnalysisSettings(feedback_every_windows=2))
+    fb = []
+    for k in range(2):
+        s, e = 3.0 * k, 3.0 * k + 8
+        r = result(s, e, {"uncertainty": [0.8] * 16}, cues=[VA, *hedges], drivers={"uncertainty": ["hedge"]})
+        fb += of(sa.commit(r, 0.0 if k == 0 else e - 3, e, feedback_dimensions=["clarity"]), "feedback.generated")
+    assert len(fb) == 1
+    text = fb[0].data["feedback"]
+    assert text.startswith("You hedged") and "'maybe'" in text and text.endswith(".")
+
+    away = [{"modality": "nonverbal", "cue": "look_away", "value": 5.0, "start": 0.0, "end": 5.0},
+            {"modality": "nonverbal", "cue": "face_absent", "value": 6.0, "start": 5.0, "end": 11.0}]
+    sa = SessionAnalysis(AnalysisSettings(feedback_every_windows=2))
+    fb = []
+    for k in range(2):
+        s, e = 3.0 * k, 3.0 * k + 8
+        r = result(s, e, {"disengagement": [0.9] * 16}, cues=away, drivers={"disengagement": ["look_away"]})
+        fb += of(sa.commit(r, 0.0 if k == 0 else e - 3, e, feedback_dimensions=["rapport"]),
+                 "feedback.generated")
+    assert fb and "turned away or out of view" in fb[-1].data["feedback"]

@@ -1,0 +1,183 @@
+"""On-device speech recognition as a pluggable backend, spotted against the cue lexicon.
+
+A backend turns one speech region (16 kHz mono float32) into lexicon hits:
+``[(phrase, start_s, end_s), ...]`` relative to the region. The model calls it
+only on regions its voice activity detection marked as speech (ASR is the
+costly step, so silence is never decoded) and caches the hits per session and
+region, so overlapping windows do not decode the same speech again.
+
+Backends (``INTER1SRV_ASR`` environment variable, or ``BaselineModel(asr=...)``):
+
+- ``pocketsphinx`` (default when the package is installed): keyphrase spotting
+  with the en-us acoustic model and dictionary bundled in the ``pocketsphinx``
+  wheel (no download). Free decoding of the default LM is ~0.5x real time and
+  poor on synthetic speech; keyphrase spotting is ~0.03x real time. Each
+  phrase's detection threshold is ``1e-(KWS_PER_PHONE * phones)``.
+- ``whisper:/path/to/model_dir``: a local faster-whisper (CTranslate2) model
+  directory, if the user installed ``faster-whisper`` and has the weights;
+  transcripts are matched against the lexicon with word timestamps.
+- ``none``: no speech recognition (verbal evidence stays 0).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from typing import Protocol
+
+import numpy as np
+
+from workers.lexicon import phrase_category
+
+KWS_PER_PHONE = 1.0
+MIN_EXPONENT = 10  # multi-word phrases: threshold at most 1e-10
+SAMPLE_RATE = 16_000
+# filled pauses ("um", "uh") are one or two phones: keyword spotting fires on every vowel
+# (measured on the espeak corpus), so the pocketsphinx backend does not spot them
+KWS_SKIP = ("filler",)
+
+
+class AsrBackend(Protocol):
+    name: str
+
+    def spot(self, audio: np.ndarray) -> list[tuple[str, float, float]]: ...
+
+
+class NoAsr:
+    name = "none"
+
+    def spot(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
+        return []
+
+
+class PocketSphinxKws:
+    """Keyphrase spotting over the lexicon with pocketsphinx's bundled en-us model."""
+
+    name = "pocketsphinx-kws"
+
+    def __init__(self, per_phone: float = KWS_PER_PHONE) -> None:
+        import pocketsphinx
+
+        model = pocketsphinx.get_model_path()
+        dict_path = os.path.join(model, "en-us", "cmudict-en-us.dict")
+        phones: dict[str, int] = {}
+        with open(dict_path, encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split()
+                if parts and parts[0] not in phones:
+                    phones[parts[0]] = len(parts) - 1
+        lines = []
+        for phrase, category in phrase_category().items():
+            words = phrase.split()
+            if category in KWS_SKIP or not all(w in phones for w in words):
+                continue
+            n = sum(phones[w] for w in words)
+            # a larger threshold (smaller exponent) is stricter: one short word is easily matched
+            # inside other words, so single words get exactly per_phone * phones, phrases at least 1e-10
+            exponent = max(2, int(round(per_phone * n)))
+            if len(words) > 1:
+                exponent = max(MIN_EXPONENT, exponent)
+            lines.append(f"{phrase} /1e-{exponent}/")
+        import tempfile
+
+        fd, self._kws_path = tempfile.mkstemp(prefix="inter1srv-kws-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        # batch CMN: each region is normalised on its own, so hits do not depend on what was decoded before
+        self._decoder = pocketsphinx.Decoder(kws=self._kws_path, samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch")
+        os.unlink(self._kws_path)  # read at init
+        self._cmn0 = self._decoder.get_cmn()
+        self._lock = threading.Lock()
+
+    def spot(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
+        if audio.size < SAMPLE_RATE // 10:
+            return []
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        with self._lock:
+            d = self._decoder
+            d.reinit_feat()  # fresh feature state and the same initial CMN for every region:
+            d.set_cmn(self._cmn0)  # the hits of a region depend on that region only
+            d.start_utt()
+            d.process_raw(pcm, full_utt=True)
+            d.end_utt()
+            hits = [(s.word.strip(), s.start_frame / 100.0, s.end_frame / 100.0) for s in (d.seg() or [])]
+        return _resolve_nested([h for h in hits if h[0] in phrase_category()])
+
+
+def _resolve_nested(hits: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Drop a hit overlapping a longer hit whose words contain it ("i think" inside "i don't think")."""
+    out = []
+    for p, s, e in hits:
+        words = set(p.split())
+        if any(len(q) > len(p) and words <= set(q.split()) and s < qe and qs < e for q, qs, qe in hits):
+            continue
+        out.append((p, s, e))
+    return out
+
+
+class WhisperBackend:
+    """faster-whisper on a local model directory (optional; never downloads)."""
+
+    name = "whisper"
+
+    def __init__(self, model_dir: str) -> None:
+        from faster_whisper import WhisperModel  # optional dependency
+
+        if not os.path.isdir(model_dir):
+            raise FileNotFoundError(model_dir)
+        self._model = WhisperModel(model_dir, device="cpu", compute_type="int8", local_files_only=True)
+
+    def spot(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
+        segments, _ = self._model.transcribe(audio, language="en", word_timestamps=True)
+        words = [(re.sub(r"[^a-z']", "", w.word.lower()), w.start, w.end) for s in segments for w in (s.words or [])]
+        out = []
+        for phrase in phrase_category():
+            parts = phrase.split()
+            for i in range(len(words) - len(parts) + 1):
+                if [w for w, _, _ in words[i:i + len(parts)]] == parts:
+                    out.append((phrase, float(words[i][1]), float(words[i + len(parts) - 1][2])))
+        return out
+
+
+def make_backend(spec: str | None = None) -> AsrBackend:
+    spec = spec if spec is not None else os.environ.get("INTER1SRV_ASR", "pocketsphinx")
+    if spec in ("", "none", "off"):
+        return NoAsr()
+    if spec.startswith("whisper:"):
+        return WhisperBackend(spec.split(":", 1)[1])
+    if spec == "pocketsphinx":
+        try:
+            return PocketSphinxKws()
+        except ImportError:
+            return NoAsr()
+    raise ValueError(f"unknown ASR backend {spec!r}")
+
+
+class AsrCache:
+    """session -> (region start ms, region end ms) -> hits in session seconds; LRU over sessions."""
+
+    def __init__(self, max_sessions: int = 64) -> None:
+        self._s: OrderedDict[str, dict[tuple[int, int], list[tuple[str, float, float]]]] = OrderedDict()
+        self.max_sessions = max_sessions
+        self.hits = 0
+        self.misses = 0
+        self.decoded_s = 0.0
+
+    def get(self, sid: str, key: tuple[int, int]):
+        entry = self._s.get(sid)
+        if entry is None:
+            return None
+        self._s.move_to_end(sid)
+        return entry.get(key)
+
+    def put(self, sid: str, key: tuple[int, int], hits: list) -> None:
+        entry = self._s.setdefault(sid, {})
+        self._s.move_to_end(sid)
+        entry[key] = hits
+        if len(entry) > 256:
+            for k in sorted(entry)[: len(entry) - 256]:
+                entry.pop(k, None)
+        while len(self._s) > self.max_sessions:
+            self._s.popitem(last=False)

@@ -1,0 +1,436 @@
+"""Per-frame face measurements with a per-session cache (OpenCV Haar + template tracking).
+
+Why OpenCV here: ``opencv-python-headless`` 4.x ships the Haar cascades inside
+its wheel (no download at run time) and a frontal-face detection plus
+normalised-cross-correlation tracking costs a few milliseconds per frame on one
+CPU core. It is the CPU path; a Torch detector can replace :class:`FaceTracker`
+behind the same per-frame record (:class:`FaceFrame`).
+
+Per frame (320x240 RGB at the analysis rate) the tracker records:
+
+- ``state``: ``"frontal"`` (a frontal face was detected or tracked),
+  ``"turned"`` (no frontal face, but a face-sized skin-coloured region remains
+  where the face was: the head turned away), ``"absent"`` (neither), or
+  ``"unknown"`` (not measured);
+- ``cx``, ``cy``, ``size``: face centre and side in pixels (frontal only);
+- ``faces``: how many frontal faces the last detection saw (participant 0 is
+  the largest; the others are only counted).
+
+Cost control: a full-frame detection (at half resolution) runs only while no
+face is known, at most every ``FULL_EVERY`` frames; once a face is known, a
+detection restricted to a region around it runs every ``DETECT_EVERY`` frames
+and template matching (TM_CCOEFF_NORMED, sub-pixel peak) tracks the face on
+the frames in between.
+
+Overlapping windows: windows of a session overlap (8 s every 3 s), so the
+records are cached per session and frame time (:class:`FaceCache`); a window
+only computes the frames no earlier window computed on this worker, and
+tracking continues from the cached state of the previous frame.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+DETECT_EVERY = 3  # ROI detection cadence while a face is tracked (frames)
+FULL_EVERY = 5  # full-frame detection cadence while no face is known (frames)
+TRACK_MIN_SCORE = 0.55
+SKIN_TURNED = 0.20  # skin fraction in the last face box that means "head still there"
+SKIN_GLOBAL = 0.005  # skin fraction of the whole frame (about a 20x20 px region) when no face is known
+MIN_FACE = 24
+MAX_GAP_S = 0.5  # a cached previous frame further back than this does not seed tracking
+CACHE_SESSIONS = 64
+CACHE_SECONDS = 45.0
+STATE_SECONDS = 2.0
+
+
+@dataclass
+class FaceFrame:
+    t: float
+    state: str  # frontal | turned | absent | unknown
+    cx: float = float("nan")
+    cy: float = float("nan")
+    size: float = float("nan")
+    faces: int = 0
+    detected: bool = False  # a detector ran on this frame (else tracked or carried)
+
+
+@dataclass
+class _TrackState:
+    t: float
+    frame_index: int
+    box: tuple[float, float, float] | None  # cx, cy, size of the last frontal face
+    template: np.ndarray | None
+    last_box: tuple[float, float, float] | None  # last frontal box seen (for the skin test)
+    state: str
+    faces: int
+
+
+class FaceCache:
+    """Per-worker cache: session -> frame time (ms) -> FaceFrame, plus the tracker state after it."""
+
+    def __init__(self, max_sessions: int = CACHE_SESSIONS, keep_seconds: float = CACHE_SECONDS) -> None:
+        self._sessions: OrderedDict[str, dict] = OrderedDict()
+        self.max_sessions, self.keep_seconds = max_sessions, keep_seconds
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def session(self, sid: str) -> dict:
+        with self._lock:
+            entry = self._sessions.get(sid)
+            if entry is None:
+                entry = self._sessions[sid] = {"frames": {}, "states": {}}
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+            else:
+                self._sessions.move_to_end(sid)
+            return entry
+
+    def trim(self, sid: str, newest: float) -> None:
+        """Drop records older than ``keep_seconds``, and tracker states (which hold a face template)
+        older than ``STATE_SECONDS``: chains restart every second, so only a window that starts
+        mid-second needs the state of the frame before it."""
+        entry = self.session(sid)
+        cutoff = int(round((newest - self.keep_seconds) * 1000))
+        state_cutoff = int(round((newest - STATE_SECONDS) * 1000))
+        for key in [k for k in entry["frames"] if k < cutoff]:
+            entry["frames"].pop(key, None)
+        for key in [k for k in entry["states"] if k < state_cutoff]:
+            entry["states"].pop(key, None)
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+def _key(t: float) -> int:
+    return int(round(float(t) * 1000))
+
+
+class FaceTracker:
+    def __init__(self, cache: FaceCache | None = None) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        cv2.setNumThreads(1)  # one worker process per core: OpenCV's own threads only add overhead
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():  # pragma: no cover - broken install
+            raise RuntimeError(f"cannot load {path}")
+        self.cache = cache or FaceCache()
+
+    # ------------------------------------------------------------- detection
+    def _detect(self, gray: np.ndarray, box: tuple[float, float, float] | None) -> list[tuple[float, float, float]]:
+        cv2 = self._cv2
+        h, w = gray.shape
+        if box is None:  # full frame at half resolution
+            small = cv2.resize(gray, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            found = self._cascade.detectMultiScale(small, 1.15, 3, minSize=(MIN_FACE // 2 + 6, MIN_FACE // 2 + 6))
+            return sorted(((x * 2 + s, y * 2 + s, s * 2.0) for x, y, s, _ in found), key=lambda b: -b[2])
+        cx, cy, size = box
+        half = size * 1.1
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+        roi = gray[y0:y1, x0:x1]
+        lo = max(MIN_FACE, int(size * 0.7))
+        hi = int(size * 1.45)
+        if roi.shape[0] < lo or roi.shape[1] < lo:
+            return []
+        found = self._cascade.detectMultiScale(roi, 1.1, 3, minSize=(lo, lo), maxSize=(hi, hi))
+        return sorted(((x0 + x + s / 2, y0 + y + s / 2, float(s)) for x, y, s, _ in found), key=lambda b: -b[2])
+
+    def _count_faces(self, gray: np.ndarray) -> int:
+        return len(self._detect(gray, None))
+
+    @staticmethod
+    def _skin_fraction(rgb: np.ndarray, box: tuple[float, float, float]) -> float:
+        cx, cy, size = box
+        h, w = rgb.shape[:2]
+        x0, y0 = int(max(0, cx - size / 2)), int(max(0, cy - size / 2))
+        x1, y1 = int(min(w, cx + size / 2)), int(min(h, cy + size / 2))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return 0.0
+        patch = rgb[y0:y1:2, x0:x1:2].astype(np.float32)
+        r, g, b = patch[..., 0], patch[..., 1], patch[..., 2]
+        y = 0.299 * r + 0.587 * g + 0.114 * b
+        cr = (r - y) * 0.713 + 128
+        cb = (b - y) * 0.564 + 128
+        skin = (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127) & (y > 40)
+        return float(skin.mean())
+
+    def _template(self, gray: np.ndarray, box: tuple[float, float, float]) -> np.ndarray | None:
+        cx, cy, size = box
+        s = size * 0.8
+        x0, y0 = int(round(cx - s / 2)), int(round(cy - s / 2))
+        x1, y1 = x0 + int(s), y0 + int(s)
+        if x0 < 0 or y0 < 0 or x1 > gray.shape[1] or y1 > gray.shape[0]:
+            return None
+        return gray[y0:y1, x0:x1].copy()
+
+    def _track(self, gray: np.ndarray, box: tuple[float, float, float], tpl: np.ndarray):
+        cv2 = self._cv2
+        cx, cy, size = box
+        th, tw = tpl.shape
+        margin = max(8, int(size * 0.25))
+        x0 = int(round(cx - tw / 2)) - margin
+        y0 = int(round(cy - th / 2)) - margin
+        x0c, y0c = max(0, x0), max(0, y0)
+        x1c = min(gray.shape[1], x0 + tw + 2 * margin)
+        y1c = min(gray.shape[0], y0 + th + 2 * margin)
+        region = gray[y0c:y1c, x0c:x1c]
+        if region.shape[0] < th + 2 or region.shape[1] < tw + 2:
+            return None, 0.0
+        res = cv2.matchTemplate(region, tpl, cv2.TM_CCOEFF_NORMED)
+        _, score, _, (px, py) = cv2.minMaxLoc(res)
+        dx = dy = 0.0
+        if 0 < px < res.shape[1] - 1:
+            a, b, c = res[py, px - 1], res[py, px], res[py, px + 1]
+            den = a - 2 * b + c
+            dx = 0.5 * (a - c) / den if abs(den) > 1e-9 else 0.0
+        if 0 < py < res.shape[0] - 1:
+            a, b, c = res[py - 1, px], res[py, px], res[py + 1, px]
+            den = a - 2 * b + c
+            dy = 0.5 * (a - c) / den if abs(den) > 1e-9 else 0.0
+        ncx = x0c + px + dx + tw / 2
+        ncy = y0c + py + dy + th / 2
+        return (float(ncx), float(ncy), size), float(score)
+
+    # ------------------------------------------------------------- per frame
+    def _step(self, rgb: np.ndarray, t: float, prev: _TrackState | None, index: int) -> tuple[FaceFrame, _TrackState]:
+        cv2 = self._cv2
+        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+        box = prev.box if prev is not None else None
+        last_box = prev.last_box if prev is not None else None
+        faces = prev.faces if prev is not None else 0
+        template = prev.template if prev is not None else None
+        detected = False
+        state = "absent"
+        if prev is None or box is None:
+            # no face known: a full-frame search now and then, otherwise carry the previous state
+            if prev is None or prev.state == "unknown" or index % FULL_EVERY == 0:
+                found = self._detect(gray, None)
+                detected = True
+                faces = len(found)
+                if found:
+                    box, state = found[0], "frontal"
+                    template = self._template(gray, box)
+                    last_box = box
+                else:
+                    state = self._turned_or_absent(rgb, last_box)
+            else:
+                state = prev.state
+        else:
+            new_box = None
+            if index % DETECT_EVERY == 0:
+                found = self._detect(gray, box)
+                detected = True
+                if found:
+                    new_box = found[0]
+                    template = self._template(gray, new_box)
+            if new_box is None and template is not None:
+                tracked, score = self._track(gray, box, template)
+                if tracked is not None and score >= TRACK_MIN_SCORE and not detected:
+                    new_box = tracked
+                elif tracked is not None and detected and score >= 0.8:
+                    new_box = tracked  # detector missed one frame; the face is clearly still there
+            if new_box is not None:
+                box, state, last_box = new_box, "frontal", new_box
+            else:
+                box, template = None, None
+                state = self._turned_or_absent(rgb, last_box)
+                faces = 0
+        rec = FaceFrame(t=float(t), state=state, faces=faces if state == "frontal" else 0, detected=detected)
+        if state == "frontal" and box is not None:
+            rec.cx, rec.cy, rec.size = box
+        return rec, _TrackState(float(t), index, box, template, last_box, state, faces)
+
+    def _turned_or_absent(self, rgb: np.ndarray, last_box: tuple[float, float, float] | None) -> str:
+        if last_box is None:  # chain start: any face-sized skin region in the frame
+            h, w = rgb.shape[:2]
+            return "turned" if self._skin_fraction(rgb[::2, ::2], (w / 4, h / 4, max(h, w) / 2)) >= SKIN_GLOBAL \
+                else "absent"
+        cx, cy, size = last_box
+        grown = (cx, cy, size * 1.3)
+        return "turned" if self._skin_fraction(rgb, grown) >= SKIN_TURNED else "absent"
+
+    def frames(self, session_id: str, frames: np.ndarray, times: np.ndarray) -> list[FaceFrame]:
+        """Face records for each frame, computing only those not cached for this session.
+
+        Tracking chains restart at every whole media second (a full detection on its first
+        frame), so a frame's record depends only on the frames of its own second: the cache
+        is a pure memo, and a window gets the same records whichever worker computed them
+        before (or none did). A chain that cannot start at its second's first frame (a window
+        starting mid-second, a gap) is computed from what the window has and not cached.
+        """
+        entry = self.cache.session(session_id)
+        cached, states = entry["frames"], entry["states"]
+        out: list[FaceFrame] = []
+        dt = float(np.median(np.diff(times))) if times.size > 1 else 0.1
+        prev: _TrackState | None = None
+        sec: int | None = None
+        anchored = chain_ok = False
+        for i in range(frames.shape[0]):
+            t = float(times[i])
+            k = _key(t)
+            s_i = int(math.floor(t + 1e-6))
+            if s_i != sec or (prev is not None and t - prev.t > MAX_GAP_S):
+                anchored = s_i != sec and (t - s_i) < 0.75 * dt
+                sec, prev = s_i, None
+                chain_ok = anchored  # the chain so far is the anchored one (its results may be cached)
+            rec = cached.get(k) if anchored else None
+            if rec is not None:
+                self.cache.hits += 1
+                prev = states.get(k)
+                if prev is None:  # state trimmed: an uncached frame after it would start a new chain
+                    chain_ok = False
+                out.append(rec)
+                continue
+            self.cache.misses += 1
+            index = prev.frame_index + 1 if prev is not None else 0
+            rec, st = self._step(frames[i], t, prev, index)
+            if anchored and chain_ok:
+                cached[k], states[k] = rec, st
+            prev = st
+            out.append(rec)
+        if times.size:
+            self.cache.trim(session_id, float(times[-1]))
+        return out
+
+
+# ---------------------------------------------------------------------- cues
+NOD_MIN_AMP = 0.03  # oscillation amplitude as a fraction of face size
+NOD_HZ = (1.0, 4.5)
+OSC_AXIS = 2.0
+OSC_CHUNK_S = 2.0
+# lean: face size over the median face size of the window's first LEAN_REF_S seconds
+LEAN_IN, LEAN_BACK = 1.15, 0.87
+LEAN_REF_S = 5.0
+LEAN_REF_MIN_FRAMES = 15
+LEAN_MIN_S = 1.0
+AWAY_MIN_S = 0.5
+NO_FACE_MIN_S = 1.0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    if mask.size == 0:
+        return []
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    d = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(d[0::2].tolist(), d[1::2].tolist(), strict=True))
+
+
+def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float) -> tuple[int, float, float] | None:
+    """(count, hz, amplitude as a fraction of face size) of an oscillation along ``pos``, or None."""
+    if pos.size < 8 or seconds <= 0:
+        return None
+    k = np.arange(pos.size)
+    p = pos - np.polyval(np.polyfit(k, pos, 1), k)
+    o = other - np.polyval(np.polyfit(k, other, 1), k)
+    rp, ro = float(np.sqrt(np.mean(p**2))), float(np.sqrt(np.mean(o**2)))
+    amp = rp * math.sqrt(2.0) / max(size, 1.0)
+    if amp < NOD_MIN_AMP or rp < OSC_AXIS * ro:
+        return None
+    strong = p[np.abs(p) >= 0.5 * rp]
+    if strong.size < 4:
+        return None
+    reversals = int(np.count_nonzero(np.diff(np.sign(strong)) != 0))
+    hz = reversals / (2.0 * seconds)
+    if not NOD_HZ[0] <= hz <= NOD_HZ[1]:
+        return None
+    return max(1, int(round(hz * seconds))), hz, amp
+
+
+def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.05) -> tuple[list[dict], list[tuple[float, float]]]:
+    """Nonverbal face cues of one window, and the ranges with video but no frontal face.
+
+    Cue values: ``face_present`` faces in frame (participant 0 is tracked);
+    ``head_nod`` / ``head_shake`` nods (cycles) in the episode, with ``rate_hz`` and
+    ``amplitude`` (fraction of the face size); ``look_away`` and ``face_absent``
+    seconds; ``lean_in`` / ``lean_back`` face size over the reference size.
+
+    Lean is a change of face size against a reference taken inside the window (the median
+    frontal face size over its first ``LEAN_REF_S`` seconds), not against a per-session
+    running baseline: windows are analysed statelessly by any worker, and a baseline built
+    from whatever a worker happened to cache would make results depend on scheduling. So a
+    lean is reported for the first seconds after it happens, not as a lasting posture (a
+    session baseline belongs to the sequencer's per-session state).
+    """
+    if not recs:
+        return [], []
+    t = np.array([r.t for r in recs])
+    dt = np.median(np.diff(t)) if t.size > 1 else 0.1
+    half = min(0.25, float(dt) / 2 + hold)
+
+    def span(i: int, j: int) -> tuple[float, float]:
+        return max(start, t[i] - half), min(end, t[j - 1] + half)
+
+    def cue(name: str, value: float, s: float, e: float, **extra) -> dict:
+        c = {"modality": "nonverbal", "cue": name, "value": round(float(value), 3),
+             "start": round(float(s), 3), "end": round(float(e), 3)}
+        c.update({k: round(float(v), 3) for k, v in extra.items()})
+        if name != "face_absent":
+            c["participant"] = 0  # the largest face is tracked; others are only counted (face_present)
+        return c
+
+    cues: list[dict] = []
+    state = np.array([r.state for r in recs])
+    gap_after = np.concatenate([np.diff(t) > MAX_GAP_S, [False]])  # a run never spans a video gap
+
+    def _split(mask: np.ndarray) -> list[tuple[int, int]]:
+        out = []
+        for i, j in _runs(mask):
+            cuts = [i] + [k + 1 for k in range(i, j - 1) if gap_after[k]] + [j]
+            out += [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+        return out
+
+    frontal = state == "frontal"
+    no_face: list[tuple[float, float]] = []
+    for i, j in _split(~frontal):
+        s, e = span(i, j)
+        if e - s >= NO_FACE_MIN_S - 1e-6:
+            no_face.append((s, e))
+    for name, st, min_s in (("look_away", "turned", AWAY_MIN_S), ("face_absent", "absent", AWAY_MIN_S)):
+        for i, j in _split(state == st):
+            s, e = span(i, j)
+            if e - s >= min_s - 1e-6:
+                cues.append(cue(name, e - s, s, e))
+    cx = np.array([r.cx for r in recs])
+    cy = np.array([r.cy for r in recs])
+    size = np.array([r.size for r in recs])
+    faces = np.array([r.faces for r in recs])
+    ref_sel = frontal & (t < start + LEAN_REF_S)
+    reference = float(np.median(size[ref_sel])) if ref_sel.sum() >= LEAN_REF_MIN_FRAMES else 0.0
+    step = max(4, int(round(OSC_CHUNK_S / max(float(dt), 1e-3))))
+    for i, j in _split(frontal):
+        n = j - i
+        chunks = max(1, int(round(n / step)))
+        edges = np.linspace(i, j, chunks + 1).round().astype(int)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            if b <= a:
+                continue
+            s, e = span(a, b)
+            cues.append(cue("face_present", max(1, int(faces[a:b].max())), s, e))
+            med = float(np.median(size[a:b]))
+            seconds = float(t[b - 1] - t[a]) + float(dt)
+            nod = _oscillation(cy[a:b], cx[a:b], med, seconds)
+            if nod is not None:
+                cues.append(cue("head_nod", nod[0], s, e, rate_hz=nod[1], amplitude=nod[2]))
+            shake = _oscillation(cx[a:b], cy[a:b], med, seconds)
+            if shake is not None:
+                cues.append(cue("head_shake", shake[0], s, e, rate_hz=shake[1], amplitude=shake[2]))
+        if reference > 0:
+            ratio = size[i:j] / reference
+            for name, mask in (("lean_in", ratio >= LEAN_IN), ("lean_back", ratio <= LEAN_BACK)):
+                for a, b in _runs(mask):
+                    s, e = span(i + a, i + b)
+                    if e - s >= LEAN_MIN_S - 1e-6:
+                        cues.append(cue(name, float(np.median(ratio[a:b])), s, e))
+    return cues, no_face
