@@ -382,7 +382,10 @@ class Sequencer:
             ranges = [(max(a, item.start), min(b, item.end)) for a, b in degraded.get("ranges", [])]
             ranges = [r for r in ranges if r[1] > r[0]]
             if ranges:
-                out.append(_event("coverage.degraded", ranges[0][0], {"ranges": as_wire(ranges), "reason": degraded["reason"]}))
+                data = {"ranges": as_wire(ranges), "reason": degraded["reason"]}
+                if degraded.get("detail"):
+                    data["detail"] = degraded["detail"]  # e.g. video_gap because no face was in view
+                out.append(_event("coverage.degraded", ranges[0][0], data))
         out.sort(key=lambda e: e["t"])
         return out
 
