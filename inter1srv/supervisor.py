@@ -51,6 +51,7 @@ class Supervisor:
         self.stopping = False
         self.reload_requested = False
         self.reloads = 0
+        self._gpus: list[str] | None = None
         self.parent_notify = os.environ.pop("NOTIFY_SOCKET", None)
         self.notify_address = f"\0inter1srv-notify-{os.getpid()}"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -59,6 +60,12 @@ class Supervisor:
         self.notify.settimeout(0.2)
 
     # -- children ----------------------------------------------------------------
+    @property
+    def gpus(self) -> list[str]:
+        if self._gpus is None:
+            self._gpus = visible_gpus()
+        return self._gpus
+
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.cfg.to_env())
@@ -71,9 +78,13 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         cmd = [sys.executable, "-m", "inter1srv", child.role]
+        env = self._env()
         if child.role == "worker":
             cmd += ["--id", f"w{child.index}"]
-        child.proc = subprocess.Popen(cmd, env=self._env())
+            device = worker_gpu(child.index, self.gpus, self.cfg.device)
+            if device is not None:
+                env["CUDA_VISIBLE_DEVICES"] = device  # one worker per GPU, set before the child starts
+        child.proc = subprocess.Popen(cmd, env=env)
         child.ready = False
         child.started_at = time.monotonic()
         logs.log(log, logging.INFO, "started", child=child.role, index=child.index, pid=child.proc.pid)
@@ -239,6 +250,25 @@ class Supervisor:
             if c.pid:
                 sweep_creator(self.prefix, c.pid)
         self.notify.close()
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices this process may use: $CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    preset = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if preset is not None:
+        return [g.strip() for g in preset.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def worker_gpu(index: int, gpus: list[str], device: str) -> str | None:
+    """The CUDA_VISIBLE_DEVICES value of worker ``index`` (None: leave the environment alone)."""
+    if device == "cpu" or not gpus:
+        return None
+    return gpus[index % len(gpus)]
 
 
 def main(cfg: ServerConfig) -> int:
