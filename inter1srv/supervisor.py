@@ -112,6 +112,8 @@ class Supervisor:
     def _wait_ready(self, children: list[Child]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all(c.ready for c in children):
+            if self.stopping:
+                raise RuntimeError("stopping")
             if time.monotonic() > deadline:
                 raise RuntimeError("children did not become ready: " + ", ".join(c.role for c in children if not c.ready))
             for c in children:
@@ -182,16 +184,20 @@ class Supervisor:
         """
         logs.log(log, logging.INFO, "reload: replacing workers and frontends")
         for old in [c for c in self.children if c.role in ("worker", "frontend")]:
+            if self.stopping:
+                break
             new = Child(old.role, old.index)
             self._spawn(new)
+            self.children.append(new)  # so its READY=1 is recognised
             try:
                 self._wait_ready([new])
             except RuntimeError as exc:
                 logs.log(log, logging.ERROR, "reload: replacement failed; keeping the old process", error=str(exc))
+                self.children.remove(new)
                 if new.proc and new.proc.poll() is None:
                     new.proc.kill()
                 continue
-            self.children[self.children.index(old)] = new
+            self.children.remove(old)
             self.retiring.append(old)
             old.proc.send_signal(signal.SIGUSR1 if old.role == "frontend" else signal.SIGTERM)
         self.reloads += 1
