@@ -22,8 +22,10 @@ from shm.media_ring import Lapped, MediaRing
 
 from .batching import next_batch
 from .contract import AUDIO_SAMPLE_RATE, WindowInput
+from .device_stats import gpu_stats
 
 log = logging.getLogger("inter1srv.worker")
+STATS_INTERVAL_S = 5.0
 
 
 def pick_device(requested: str) -> str:
@@ -104,7 +106,7 @@ class Worker:
         sdnotify.notify("READY=1")
         logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
         watchdog = sdnotify.watchdog_interval()
-        last_ping = 0.0
+        last_ping = last_stats = 0.0
         while not self.stop.is_set():
             if self.link_lost.is_set():
                 channel = self._relink(channel)
@@ -119,6 +121,14 @@ class Worker:
             if watchdog is not None and time.monotonic() - last_ping > watchdog:
                 sdnotify.notify("WATCHDOG=1")
                 last_ping = time.monotonic()
+            if time.monotonic() - last_stats > STATS_INTERVAL_S:
+                last_stats = time.monotonic()
+                stats = gpu_stats(self.device)
+                if stats is not None:
+                    try:
+                        channel.send({"op": "stats", "stats": stats})
+                    except ChannelClosed:
+                        self.link_lost.set()
         sdnotify.notify("STOPPING=1")
         if channel is not None:
             channel.close()

@@ -49,6 +49,12 @@ class Metrics:
             lines += render_counter(f"inter1srv_{name}_total", counters.get(name, 0), help_text)
         lines += render_gauge("inter1srv_windows_waiting", stats.get("queued", 0), "Windows queued at the sequencer.")
         lines += render_gauge("inter1srv_windows_inflight", stats.get("inflight", 0), "Windows held by workers.")
+        devices = stats.get("devices") or {}
+        names = sorted({name for values in devices.values() for name in values})
+        for name in names:
+            lines += [f"# HELP inter1srv_{name} Per worker GPU, from torch.cuda.", f"# TYPE inter1srv_{name} gauge"]
+            lines += [f'inter1srv_{name}{{worker="{wid}"}} {values[name]}'
+                      for wid, values in sorted(devices.items()) if name in values]
         if "window_ratio" in stats:
             lines += render_histogram("inter1srv_window_processing_ratio", stats["window_ratio"],
                                       "Per-window processing wall time (dispatch to result) / window media seconds.")

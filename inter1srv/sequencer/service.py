@@ -59,6 +59,7 @@ class WorkerConn:
     channel: AsyncChannel
     credit: int
     inflight: dict[str, tuple[str, int]] = field(default_factory=dict)
+    device_stats: dict = field(default_factory=dict)  # GPU memory / utilisation, when it has one
 
     @property
     def free(self) -> int:
@@ -210,6 +211,7 @@ class Sequencer:
             "sessions": len(self.sessions),
             "queued": len(self.queue),
             "inflight": sum(len(w.inflight) for w in self.workers.values()),
+            "devices": {w.wid: w.device_stats for w in self.workers.values() if w.device_stats},
         }
 
     # -- frontend messages ------------------------------------------------------
@@ -288,6 +290,9 @@ class Sequencer:
                 self.workers.pop(worker.wid, None)
 
     def _on_worker(self, worker: WorkerConn, msg: dict) -> None:
+        if msg.get("op") == "stats":
+            worker.device_stats = msg.get("stats") or {}
+            return
         job = worker.inflight.pop(msg.get("id", ""), None)
         if job is None:
             return
