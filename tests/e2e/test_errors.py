@@ -97,7 +97,8 @@ def test_idle_timeout_is_ih6003_then_session_ended(limits_server, clip):
 
 
 def test_max_duration_is_ih6004_then_session_ended(limits_server, clip):
-    record = asyncio.run(stream_session(limits_server.url, limits_server.key, chunks_of(clip, 20_000),
+    # 40 chunks 0.25 s apart: media keeps coming for 10 s, past the 6 s limit, whatever the clip's size
+    record = asyncio.run(stream_session(limits_server.url, limits_server.key, chunks_of(clip, -(-len(clip) // 40)),
                                         pace_seconds=0.25, close=False))
     assert "ih6004" in [c for c, _ in _errors(record)]
     assert record.ended["data"]["reason"] == "max_duration"
@@ -140,7 +141,7 @@ def test_sequencer_loss_is_ih1001_close_1011(fresh_server, clip):
                 for proc in srv.children()["sequencer"]:
                     proc.send_signal(signal.SIGKILL)
 
-        return await stream_session(srv.url, srv.key, chunks_of(clip, 20_000), pace_seconds=0.1,
+        return await stream_session(srv.url, srv.key, chunks_of(clip, -(-len(clip) // 40)), pace_seconds=0.1,
                                     on_event=kill_sequencer_once)
 
     record = asyncio.run(run())

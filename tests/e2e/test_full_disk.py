@@ -47,7 +47,7 @@ def test_full_disk_fails_the_session_not_the_server(tiny_disk, clip):
                 await asyncio.sleep(1.0)
                 await asyncio.get_running_loop().run_in_executor(None, _fill, filler)
             f = asyncio.create_task(filler_task())
-            record = await stream_session(srv.url, srv.key, chunks_of(clip, 20_000), pace_seconds=0.05)
+            record = await stream_session(srv.url, srv.key, chunks_of(clip, -(-len(clip) // 60)), pace_seconds=0.05)
             await f
             return record
 
