@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import os
+import threading
 import uuid
 
 import numpy as np
@@ -37,6 +38,9 @@ from workers.contract import AUDIO_SAMPLE_RATE, WindowInput
 
 WINDOW, HOP = 8.0, 3.0
 KEEP_S = 12.0  # decoded media kept behind the newest window start
+
+
+MODEL_LOCK = threading.Lock()
 
 
 class NaiveSession:
@@ -69,9 +73,11 @@ class NaiveSession:
         a0 = int(round((start - self.audio_start) * AUDIO_SAMPLE_RATE))
         a1 = int(round((end - self.audio_start) * AUDIO_SAMPLE_RATE))
         audio = self.audio[max(0, a0):max(0, a1)]
-        win = WindowInput("n", "n", start, end, frames, times[sel] if sel else np.zeros(0), audio,
+        # the session's own id: the model's per-session caches must never mix sessions
+        win = WindowInput(f"{self.cid}:{start}", self.cid, start, end, frames, times[sel] if sel else np.zeros(0), audio,
                           self.audio_start + max(0, a0) / AUDIO_SAMPLE_RATE)
-        result = self.model.analyze([win])[0]
+        with MODEL_LOCK:  # one model for every session; its OpenCV cascade is not thread-safe
+            result = self.model.analyze([win])[0]
         # forget media no later window needs
         keep_from = start + HOP - 1.0
         self.frames = [(t, f) for t, f in self.frames if t >= keep_from]
