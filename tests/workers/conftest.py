@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 
 from inter1srv.synthmedia import Script, default_script, encode_webm
 from workers.contract import AUDIO_SAMPLE_RATE, WindowInput
+from workers.evaluation.corpus import decode_webm  # the same PyAV decode the evaluation uses
 
 FPS = 10
 WIDTH, HEIGHT = 320, 240
@@ -40,35 +40,6 @@ class Media:
     def segment_bounds(self, index: int) -> tuple[float, float]:
         s = self.script.start_of(index)
         return s, s + self.script.segments[index].seconds
-
-
-def decode_webm(data: bytes, fps: int = FPS, width: int = WIDTH, height: int = HEIGHT):
-    """Decode WebM to ``fps`` RGB frames of width x height and 16 kHz mono float32 audio."""
-    import av
-
-    frames, times, chunks = [], [], []
-    audio_start = None
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
-    next_t = 0.0
-    with av.open(io.BytesIO(data)) as container:
-        streams = [s for s in container.streams if s.type in ("video", "audio")]
-        for packet in container.demux(*streams):
-            for frame in packet.decode():
-                if isinstance(frame, av.VideoFrame):
-                    t = float(frame.time)
-                    if t + 1e-6 >= next_t:
-                        frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
-                        times.append(t)
-                        next_t = t + 1.0 / fps - 1e-3
-                else:
-                    if audio_start is None:
-                        audio_start = max(0.0, float(frame.time or 0.0))
-                    for out in resampler.resample(frame):
-                        chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return np.stack(frames), np.asarray(times, dtype=np.float64), audio, audio_start or 0.0
 
 
 @pytest.fixture(scope="session")
