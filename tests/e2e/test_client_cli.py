@@ -1,22 +1,18 @@
 """The Python client, ``inter1srv stream`` and ``inter1srv report`` against a real server."""
 
 import asyncio
-import io
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from fractions import Fraction
 
-import av
-import numpy as np
 import pytest
 
 from inter1srv.client import AuthenticationError, SignalDetected, connect, webm_chunks
 from inter1srv.report import load
-from inter1srv.synthmedia import default_script, encode_webm, synth_audio, synth_frame
+from inter1srv.synthmedia import default_script, encode_mp4, encode_webm
 
 SECONDS = 20.0
 LINE = re.compile(r"^\[\d+\.\ds\] signal\.detected [a-z]+ (high|medium|low) \(\d\.\d\d\): \S")
@@ -116,31 +112,6 @@ def test_realtime_pace_takes_media_time(server, tmp_path):
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - start >= 2.7
     assert run.stdout == ""
-
-
-def encode_mp4(seconds: float, fps: int = 15, size: tuple[int, int] = (320, 240), rate: int = 44100) -> bytes:
-    """The synthetic script as MP4, H.264 (libx264) + AAC."""
-    script = default_script(seconds)
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as c:
-        v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-        a = c.add_stream("aac", rate=rate)
-        a.codec_context.layout = "mono"
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(synth_frame(script, i / fps, *size), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            c.mux(v.encode(frame))
-        samples = synth_audio(script, sample_rate=rate)
-        n = a.codec_context.frame_size or 1024
-        for pos in range(0, len(samples), n):
-            block = np.pad(samples[pos:pos + n], (0, max(0, pos + n - len(samples))))
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout="mono")
-            frame.sample_rate, frame.pts = rate, pos
-            c.mux(a.encode(frame))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
-    return buf.getvalue()
 
 
 def test_mp4_input_is_transcoded_and_fully_analysed(server, tmp_path):

@@ -1,41 +1,18 @@
 """Any input file becomes WebM VP8/VP9 + Opus: as is, remuxed, or transcoded (PyAV)."""
 
 import io
-from fractions import Fraction
 
 import av
-import numpy as np
 import pytest
 
 from inter1srv.client.chunker import webm_chunks
 from inter1srv.client.media import prepare
-from inter1srv.synthmedia import default_script, encode_webm, recorder_layout, synth_audio, synth_frame
-
-
-def encode_mp4(seconds: float, vcodec: str = "libx264", acodec: str = "aac", rate: int = 44100,
-               fps: int = 15, size: tuple[int, int] = (320, 240)) -> bytes:
-    """The synthetic script as MP4 (H.264 + AAC by default)."""
-    script = default_script(seconds)
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as c:
-        v = c.add_stream(vcodec, rate=fps)
-        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
-        a = c.add_stream(acodec, rate=rate)
-        a.codec_context.layout = "mono"
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(synth_frame(script, i / fps, *size), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            c.mux(v.encode(frame))
-        samples = synth_audio(script, sample_rate=rate)
-        n = a.codec_context.frame_size or 960
-        for pos in range(0, len(samples), n):
-            block = np.pad(samples[pos:pos + n], (0, max(0, pos + n - len(samples))))
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt", layout="mono")
-            frame.sample_rate, frame.pts = rate, pos
-            c.mux(a.encode(frame))
-        c.mux(v.encode(None))
-        c.mux(a.encode(None))
-    return buf.getvalue()
+from inter1srv.synthmedia import (
+    default_script,
+    encode_mp4,
+    encode_webm,
+    recorder_layout,
+)
 
 
 def _codecs(data: bytes) -> tuple[str, list[str], float]:
