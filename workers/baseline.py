@@ -89,6 +89,8 @@ from workers.features import (
     motion_features,
     to_gray_small,
 )
+from workers.signal_shapes import reversal_hz
+from workers.signal_shapes import runs as _runs
 
 HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
 
@@ -135,15 +137,6 @@ DRIVER_MIN = 0.05
 
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index runs where ``mask`` is True."""
-    if mask.size == 0:
-        return []
-    m = np.concatenate([[False], mask.astype(bool), [False]])
-    d = np.flatnonzero(np.diff(m.astype(np.int8)))
-    return list(zip(d[0::2].tolist(), d[1::2].tolist(), strict=True))
 
 
 def _chunks(a: int, b: int, max_len: int) -> Iterable[tuple[int, int]]:
@@ -535,12 +528,8 @@ class BaselineModel:
         rms = math.sqrt(max(ex, ey))
         if rms < OSC_MIN_RMS:
             return None
-        strong = vel[np.abs(vel) >= 0.5 * rms]
-        if strong.size < 4:
-            return None
-        reversals = int(np.count_nonzero(np.diff(np.sign(strong)) != 0))
-        hz = reversals / (2.0 * seconds)
-        if not OSC_HZ[0] <= hz <= OSC_HZ[1]:
+        hz = reversal_hz(vel, rms, seconds)
+        if hz is None or not OSC_HZ[0] <= hz <= OSC_HZ[1]:
             return None
         return name, hz
 

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workers.signal_shapes import reversal_hz
+from workers.signal_shapes import runs as _runs
+
 DETECT_EVERY = 3  # ROI detection cadence while a face is tracked (frames)
 FULL_EVERY = 5  # full-frame detection cadence while no face is known (frames)
 TRACK_MIN_SCORE = 0.55
@@ -319,14 +322,6 @@ AWAY_MIN_S = 0.5
 NO_FACE_MIN_S = 1.0
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    if mask.size == 0:
-        return []
-    m = np.concatenate([[False], mask.astype(bool), [False]])
-    d = np.flatnonzero(np.diff(m.astype(np.int8)))
-    return list(zip(d[0::2].tolist(), d[1::2].tolist(), strict=True))
-
-
 def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float) -> tuple[int, float, float] | None:
     """(count, hz, amplitude as a fraction of face size) of an oscillation along ``pos``, or None."""
     if pos.size < 8 or seconds <= 0:
@@ -338,12 +333,8 @@ def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float
     amp = rp * math.sqrt(2.0) / max(size, 1.0)
     if amp < NOD_MIN_AMP or rp < OSC_AXIS * ro:
         return None
-    strong = p[np.abs(p) >= 0.5 * rp]
-    if strong.size < 4:
-        return None
-    reversals = int(np.count_nonzero(np.diff(np.sign(strong)) != 0))
-    hz = reversals / (2.0 * seconds)
-    if not NOD_HZ[0] <= hz <= NOD_HZ[1]:
+    hz = reversal_hz(p, rp, seconds)
+    if hz is None or not NOD_HZ[0] <= hz <= NOD_HZ[1]:
         return None
     return max(1, int(round(hz * seconds))), hz, amp
 
