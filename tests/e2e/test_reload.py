@@ -17,9 +17,18 @@ def _opened_by(srv) -> dict[str, int]:
     return pids
 
 
+def _ready_frontends(srv) -> set[int]:
+    return {json.loads(line)["pid"] for line in srv.log_path.read_text().splitlines() if '"frontend ready"' in line}
+
+
 def test_sessions_spread_over_frontends_sharing_the_port(fresh_server, clip):
     srv = fresh_server(frontends=2)
     assert len(srv.children()["frontend"]) == 2
+    # /readyz answers as soon as one frontend serves: wait until both are listening
+    deadline = time.monotonic() + 60
+    while len(_ready_frontends(srv)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_ready_frontends(srv)) == 2
 
     async def many():
         return await asyncio.gather(*[stream_session(srv.url, srv.key, chunks_of(clip[:200_000], 50_000))
