@@ -36,6 +36,12 @@ class ServerConfig:
     max_buffered_bytes: int = 16 * 1024 * 1024  # undecoded bytes per session before the socket is paused
     max_drain_seconds: int = 60
     slow_reader_seconds: float = 30.0  # a client whose socket takes no event for this long is cut off (1008)
+    event_send_buffer_bytes: int = 256 * 1024  # kernel send buffer per connection (SO_SNDBUF); 0: kernel default
+    # flood limits per session (token buckets; 0 disables): over them, ih4029 then close 1008
+    max_messages_per_second: float = 500.0
+    max_message_burst: int = 5000
+    max_text_messages_per_second: float = 20.0
+    max_text_message_burst: int = 100
     # analysis media
     analysis_fps: float = 10.0
     analysis_width: int = 320

@@ -39,6 +39,10 @@ class Metrics:
                                 "WebM bytes received.")
         lines += render_counter("inter1srv_auth_failures_total", self.counters["auth_failures_total"],
                                 "Upgrade requests refused with 401.")
+        lines += render_counter("inter1srv_slow_readers_total", self.counters["slow_readers_total"],
+                                "Sessions cut off because the client stopped reading events (close 1008).")
+        lines += render_counter("inter1srv_floods_total", self.counters["floods_total"],
+                                "Sessions cut off for a message flood (ih4029, close 1008).")
         errors = sorted((k, v) for k, v in self.counters.items() if k.startswith("errors_total{"))
         if errors:
             lines += ["# HELP inter1srv_errors_total Error events sent, by code.", "# TYPE inter1srv_errors_total counter"]

@@ -1,7 +1,9 @@
 """A session's media path on the frontend: WebM bytes in, analysis media into the session's ring.
 
 Runs in a thread-pool thread (never on the event loop); one call at a time per
-session, so the ring keeps a single writer.
+session, so the ring keeps a single writer. The ring (tens of MB of reserved
+shared memory) is created when the first decoded media is written, not when the
+session opens, so connections that never send media cost next to nothing.
 """
 
 from __future__ import annotations
@@ -49,14 +51,8 @@ class MediaPipeline:
     def __init__(self, cfg: ServerConfig, server_prefix: str, session_id: str, decoder: MediaSource | None = None):
         self.cfg = cfg
         self.decoder: MediaSource = decoder or new_decoder(cfg)
-        slots = math.ceil(cfg.ring_seconds * cfg.analysis_fps) + 4
-        self.ring = MediaRing.create(
-            segment_name(server_prefix, session_id),
-            video_slots=slots,
-            max_width=cfg.analysis_width,
-            max_height=cfg.analysis_max_height,
-            audio_seconds=cfg.ring_seconds,
-        )
+        self._ring_name = segment_name(server_prefix, session_id)
+        self.ring: MediaRing | None = None  # created at the first write (see module docstring)
         self.video_until = 0.0
         self.audio_until = 0.0
         self.finished = False
@@ -64,7 +60,19 @@ class MediaPipeline:
 
     @property
     def ring_name(self) -> str:
-        return self.ring.name
+        """The ring's segment name, known (and announced to the sequencer) before the ring exists."""
+        return self._ring_name
+
+    def _ring(self) -> MediaRing:
+        if self.ring is None:
+            self.ring = MediaRing.create(
+                self._ring_name,
+                video_slots=math.ceil(self.cfg.ring_seconds * self.cfg.analysis_fps) + 4,
+                max_width=self.cfg.analysis_width,
+                max_height=self.cfg.analysis_max_height,
+                audio_seconds=self.cfg.ring_seconds,
+            )
+        return self.ring
 
     def feed(self, data: bytes) -> None:
         """Demux now (cheap); decoding waits for :meth:`pump`. Raises IngestError."""
@@ -85,14 +93,17 @@ class MediaPipeline:
             out = self.decoder.finish()
             self._write(out)
             self.finished = True
-            self.ring.mark_ended()
+            if self.ring is not None:
+                self.ring.mark_ended()
         return PumpResult(self.until(final=True), False, list(out.warnings))
 
     def _write(self, out: DecodedMedia) -> None:
-        for t, frame in out.frames:
-            self.ring.write_frame(t, frame)
-        if len(out.audio):
-            self.ring.write_audio(out.audio)
+        if out.frames or len(out.audio):
+            ring = self._ring()
+            for t, frame in out.frames:
+                ring.write_frame(t, frame)
+            if len(out.audio):
+                ring.write_audio(out.audio)
         self.video_until = max(self.video_until, out.video_until or 0.0)
         self.audio_until = max(self.audio_until, out.audio_until or 0.0)
 
@@ -112,6 +123,8 @@ class MediaPipeline:
         """Release the decoders and unlink the ring (the frontend created it, so it unlinks it)."""
         with self._lock:
             self.decoder.close()
+            if self.ring is None:
+                return
             try:
                 self.ring.unlink()
             except FileNotFoundError:

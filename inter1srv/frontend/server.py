@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import os
 import signal
+import socket
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -133,8 +134,20 @@ class Frontend:
 
     # -- sessions -------------------------------------------------------------------
     async def handle(self, ws: ServerConnection) -> None:
+        self._bound_send_buffer(ws)
         session = Session(self, ws)
         await session.run()
+
+    def _bound_send_buffer(self, ws: ServerConnection) -> None:
+        """A fixed kernel send buffer: events are a few kB/s, and a client that stops reading
+        then fills it (and meets the slow-reader cut-off) within a bounded number of bytes."""
+        size = self.cfg.event_send_buffer_bytes
+        sock = ws.transport.get_extra_info("socket")
+        if size > 0 and sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+            except OSError:
+                pass
 
     def register(self, session: Session) -> None:
         self.sessions[session.sid] = session

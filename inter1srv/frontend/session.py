@@ -26,6 +26,7 @@ from inter1srv.protocol.envelope import build_envelope, close_code_for, encode, 
 
 from .api import CREDENTIAL_REVOKED
 from .credentials import Principal, Refusal
+from .message_rate import MessageRate
 from .pipeline import MediaPipeline
 
 log = logging.getLogger("inter1srv.frontend.session")
@@ -73,6 +74,8 @@ class Session:
         self.pending_segment = 0
         self.ingest_wakeup = asyncio.Event()
         self.ingest_room = asyncio.Event()
+        self.rate = MessageRate(self.cfg.max_messages_per_second, self.cfg.max_message_burst,
+                                self.cfg.max_text_messages_per_second, self.cfg.max_text_message_burst)
 
     # -- entry --------------------------------------------------------------------
     async def run(self) -> None:
@@ -168,6 +171,10 @@ class Session:
                 continue
             except ConnectionClosed:
                 return
+            broken = self.rate.admit(time.monotonic(), isinstance(message, str))
+            if broken is not None:
+                self._flooded(broken)
+                return
             if isinstance(message, str):
                 self._on_text(message)
             else:
@@ -189,6 +196,12 @@ class Session:
         else:
             self.begin_drain("idle_timeout", ErrorCode.IDLE_TIMEOUT,
                              f"No media for {self.cfg.session_idle_timeout_seconds} s.")
+
+    def _flooded(self, limit: str) -> None:
+        """A flood ends the session at once: no more is read; what was delivered stays billed."""
+        logs.log(log, logging.WARNING, "message flood cut off", session=self.sid, limit=limit)
+        self.fe.metrics.inc("floods_total")
+        self._fatal(ErrorCode.TOO_MANY_MESSAGES, f"Message flood: this session sent {limit}.", segment=self.segment)
 
     def _on_text(self, text: str) -> None:
         message = parse_text_frame(text)
@@ -238,8 +251,12 @@ class Session:
         while self.state in ("open", "closing"):
             await self.ingest_wakeup.wait()
             self.ingest_wakeup.clear()
-            async with self.media_lock:
-                await self._ingest_pending()
+            try:
+                async with self.media_lock:
+                    await self._ingest_pending()
+            except Exception:  # noqa: BLE001 - a bug in ingest ends this session only, with ih1001
+                log.exception("ingest failed")
+                self.internal_failure("Internal failure while ingesting this session's media.")
             self.ingest_room.set()
 
     async def _ingest_pending(self) -> None:
@@ -252,6 +269,9 @@ class Session:
                 await self._pump()
             except IngestError as exc:
                 self._fatal(exc.code, exc.message, segment=segment)
+            except OSError as exc:  # e.g. /dev/shm full when the ring is created at the first media
+                logs.log(log, logging.ERROR, "media ring unavailable", session=self.sid, error=str(exc))
+                self.internal_failure("The server could not allocate shared memory for this session's media.")
 
     async def _in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.fe.decode_pool, fn, *args)

@@ -190,6 +190,11 @@ def children(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tu
         pos = body + size
 
 
+def _track_codecs(tracks: dict[int, TrackInfo]) -> set[tuple[int, str, str]]:
+    """What a repeated Tracks element must keep: numbers, kinds and codecs (not sizes)."""
+    return {(t.number, t.kind, t.codec_id) for t in tracks.values()}
+
+
 def _uint(data: bytes, a: int, b: int) -> int:
     if b - a > 8:
         raise _fail("integer element longer than 8 bytes")
@@ -477,9 +482,12 @@ class WebmDemuxer:
                     if self._timecode_scale <= 0:
                         raise _fail("TimecodeScale is 0")
         elif eid == TRACKS:
+            tracks = self._parse_tracks(data)
             if self._tracks is None:
-                self._tracks = self._parse_tracks(data)
-                out.extend(self._tracks.values())
+                self._tracks = tracks
+                out.extend(tracks.values())
+            elif _track_codecs(tracks) != _track_codecs(self._tracks):
+                raise _fail("the tracks changed mid-stream (a codec change): start a new session for the new stream")
         elif eid == TIMECODE:
             self._cluster_time = _uint(data, 0, len(data))
         elif eid == SIMPLE_BLOCK:

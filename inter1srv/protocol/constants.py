@@ -32,6 +32,7 @@ class ErrorCode:
     NO_VIDEO = "ih5001"
     MALFORMED_MEDIA = "ih5004"
     UNKNOWN_MESSAGE = "ih4000"
+    TOO_MANY_MESSAGES = "ih4029"  # server extension: a per-session message-rate limit was broken
 
 
 CLOSE_CODES: dict[str, int | None] = {
@@ -45,6 +46,7 @@ CLOSE_CODES: dict[str, int | None] = {
     ErrorCode.NO_VIDEO: 1007,  # only when audio is unusable too; else the session stays open
     ErrorCode.MALFORMED_MEDIA: 1007,
     ErrorCode.UNKNOWN_MESSAGE: None,
+    ErrorCode.TOO_MANY_MESSAGES: 1008,
 }
 
 ERROR_LINK = "https://github.com/inter1srv/inter1srv/blob/main/README.md#errors"

@@ -318,6 +318,30 @@ def test_second_ebml_header(clips):
     raises_5004(clips.ffmpeg + clips.ffmpeg)  # after a known-size Segment too
 
 
+TRACKS_ID = bytes.fromhex("1654AE6B")
+
+
+def test_mid_stream_codec_change_is_refused(clips):
+    """VP8 clusters, then a new Tracks element declaring VP9 and VP9 clusters (no new EBML header)."""
+    data = clips.live + clips.vp9[clips.vp9.index(TRACKS_ID):]
+    demuxer = WebmDemuxer()
+    blocks = 0
+    with pytest.raises(IngestError) as info:
+        for chunk in pieces(data, 1000):
+            blocks += sum(isinstance(x, Block) for x in demuxer.feed(chunk))
+    assert info.value.code == "ih5004" and "codec change" in info.value.message
+    assert blocks > 0.99 * len(demux([clips.live])[1]), "the VP8 blocks before the change are delivered"
+
+
+def test_repeated_identical_tracks_are_accepted(clips):
+    start = clips.live.index(TRACKS_ID)
+    end = clips.live.index(CLUSTER_ID, start)
+    first_cluster_end = clips.live.index(CLUSTER_ID, end + 4)
+    # Tracks again between two clusters, unchanged: harmless
+    data = clips.live[:first_cluster_end] + clips.live[start:end] + clips.live[first_cluster_end:]
+    assert len(demux([data])[1]) == len(demux([clips.live])[1])
+
+
 def test_block_for_unknown_track():
     err = raises_5004(_stream(ebml_element(0xA3, block_payload(7, 0, 0x80, [b"x"]))))
     assert "track 7" in err.message
