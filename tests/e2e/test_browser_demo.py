@@ -244,6 +244,11 @@ def test_demo_is_off_when_disabled_and_mints_only_same_origin(fresh_server):
     assert cross.status_code == 400
     same = httpx.post(f"http://{on.base}/v1/demo/token", headers={"Origin": f"http://{on.base}"}, timeout=10).json()
     assert same["allowed_origins"] == [f"http://{on.base}"] and same["max_concurrent"] == 1
+    minted = [httpx.post(f"http://{on.base}/v1/demo/token", headers={"Origin": f"http://{on.base}"}, timeout=10)
+              for _ in range(8)]
+    statuses = [r.status_code for r in minted]
+    assert statuses[:5] == [200] * 5 and statuses[-1] == 429, statuses  # 6 a minute per address
+    assert minted[-1].json()["error"]["code"] == "ih4029" and minted[-1].headers["retry-after"] == "60"
     off = fresh_server(demo=0)
     assert httpx.get(f"http://{off.base}/", timeout=10).status_code == 404
     assert httpx.post(f"http://{off.base}/v1/demo/token", headers={"Origin": f"http://{off.base}"},
