@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -74,6 +75,9 @@ class Session:
         self.pending_segment = 0
         self.ingest_wakeup = asyncio.Event()
         self.ingest_room = asyncio.Event()
+        # the official SDK announces itself in the query; it validates coverage.degraded's reason as
+        # "video_gap" only, so other reasons are kept in the timeline and not sent to it
+        self.sdk_client = _is_official_sdk(ws)
         self.rate = MessageRate(self.cfg.max_messages_per_second, self.cfg.max_message_burst,
                                 self.cfg.max_text_messages_per_second, self.cfg.max_text_message_burst)
 
@@ -458,6 +462,9 @@ class Session:
                 except ConnectionClosed:
                     pass
                 return
+            if self.sdk_client and not _sdk_understands(item):
+                self._record({**item, "withheld": "the official SDK cannot parse this reason"})
+                continue
             self._record(item)
             if item["type"] == "session.ended" and self.timeline is not None:
                 await self._in_thread(self._sync_timeline)  # the timeline is complete before the client hears
@@ -522,3 +529,19 @@ class Session:
 
 def _min_cap(*caps: int | None) -> int:
     return int(min(c for c in caps if c))
+
+
+SDK_QUERY_PARAM = "ih_sdk"
+SDK_DEGRADED_REASONS = frozenset({"video_gap"})  # interhumanai 1.3.x: CoverageDegradedData.reason
+
+
+def _is_official_sdk(ws) -> bool:
+    request = getattr(ws, "request", None)
+    query = urlsplit(request.path).query if request is not None else ""
+    return SDK_QUERY_PARAM in parse_qs(query)
+
+
+def _sdk_understands(envelope: dict) -> bool:
+    if envelope.get("type") != "coverage.degraded":
+        return True
+    return envelope.get("data", {}).get("reason") in SDK_DEGRADED_REASONS

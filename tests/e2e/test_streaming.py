@@ -8,6 +8,7 @@ import pytest
 from harness import assert_well_formed, chunks_of, stream_session
 
 from inter1srv.sequencer.ranges import total
+from inter1srv.synthmedia import default_script, encode_webm
 
 CONFIG = {"type": "session.configure", "include": ["conversation_quality", "feedback"]}
 
@@ -160,3 +161,33 @@ def test_official_sdk(server, clip):
     types = [e.type for e in events]
     assert "session.updated" in types and "signal.detected" in types and "feedback.generated" in types
     assert isinstance(events[-1], SessionEndedEvent)
+
+
+def test_official_sdk_on_a_stream_without_audio(server):
+    """The SDK parses coverage.degraded's reason as "video_gap" only: "no_audio" must not reach it."""
+    from interhumanai import InterhumanClient
+    from interhumanai.stream import SessionEndedEvent
+
+    video_only = encode_webm(default_script(12.0), width=320, height=240, fps=15, audio=False)
+
+    async def run():
+        client = InterhumanClient(access_token=server.key, base_url=f"http://{server.base}")
+        events = []
+        async with client.stream() as stream:
+            await stream.wait_for_session_ready()
+            for chunk in chunks_of(video_only, 64 * 1024):
+                await stream.send_video(chunk)
+            await stream.request_close()
+            async for event in stream:
+                events.append(event)
+            info = await stream.wait_closed()
+        return events, info
+
+    events, info = asyncio.run(run())
+    assert info.code == 1000
+    assert isinstance(events[-1], SessionEndedEvent) and events[-1].data.reason == "client_shutdown"
+    assert any(e.type == "signal.detected" or e.type == "engagement.updated" for e in events)
+    # the SDK's SessionReadyData drops our session_id: find the session by its withheld records
+    withheld = [e for path in (server.data_dir / "timelines").glob("*.jsonl")
+                for e in map(json.loads, path.read_text().splitlines()) if e.get("withheld")]
+    assert withheld and {e["data"]["reason"] for e in withheld} == {"no_audio"}, "kept server-side, not invented away"
