@@ -109,6 +109,7 @@ class _RawExchange:
         self.head: tuple[str, str, dict[str, str]] | None = None
         self.length = 0
         self.done = False
+        self.task: asyncio.Task | None = None
 
     def feed(self, data: bytes) -> None:
         if self.done:
@@ -145,7 +146,13 @@ class _RawExchange:
             request = HttpRequest(method, target, headers, bytes(self.buffer[: self.length]),
                                   str(peer[0]) if peer else None)
             self.done = True
-            asyncio.get_running_loop().create_task(self._answer(request))
+            self.task = asyncio.get_running_loop().create_task(self._answer(request))
+
+    def client_gone(self) -> None:
+        """The client disconnected before the answer: stop the work done for it (e.g. an upload)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            self.transport.close()  # nobody is left to answer
 
     async def _answer(self, request: HttpRequest) -> None:
         self._respond(await self.router.dispatch(request))
@@ -200,7 +207,16 @@ def connection_class(router: Router) -> type[ServerConnection]:
 
         def eof_received(self) -> bool | None:
             if self._raw is not None:
-                return True  # keep the transport open to answer
+                # A client that closes its side while its request is being worked on has gone (a
+                # killed process sends FIN): the work for it stops. Half-closing after the request
+                # to wait for the answer is legal HTTP/1.1 but no client of this API does it.
+                self._raw.client_gone()
+                return True  # keep the transport open to answer what was answered before the EOF
             return super().eof_received()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._raw is not None:
+                self._raw.client_gone()
+            super().connection_lost(exc)
 
     return HybridConnection

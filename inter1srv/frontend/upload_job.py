@@ -5,7 +5,9 @@ through ``Frontend._route`` (``deliver``, ``record_implicit``,
 ``internal_failure``), decodes the whole file as fast as the analysis frontier
 allows (the sequencer marks it a fast client: slowed, never shed), closes like
 ``session.close`` and returns every event up to ``session.ended``. It is billed
-like any session (the sequencer's ledger, and the credential's usage).
+like any session (the sequencer's ledger, and the credential's usage), but only
+when it finishes: a client that disconnects before the answer cancels the job
+(the HTTP layer cancels its task) and is billed nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class UploadJob:
         self.sent_until = 0.0
         self.failure: str | None = None
         self.warnings: list[IngestError] = []
+        self.client_gone = False  # set when the HTTP client disconnected before the answer
 
     # -- what Frontend._route and Frontend.drain call -------------------------------------------
     def deliver(self, events: list[dict], frontier: float | None, final: bool = False) -> None:
@@ -89,6 +92,7 @@ class UploadJob:
                 "key_id": self.principal.key.key_id,
                 "token_id": self.principal.token.token_id if self.principal.token else None,
                 "correlation_id": self.correlation_id, "config": self.config,
+                "bill_at_end": True,  # the client gets results only in the answer: bill only if it gets them
             })
             if not opened:
                 raise UploadFailed("The analysis sequencer is not available.")
@@ -104,9 +108,13 @@ class UploadJob:
             if self.failure is not None:
                 raise UploadFailed(self.failure)
             return self.events
+        except asyncio.CancelledError:
+            self.client_gone = True  # the HTTP layer cancels the job when its client disconnects
+            raise
         finally:
             if not finished and not self.ended.is_set():
-                self.fe.to_sequencer({"op": "abort", "sid": self.sid, "reason": "error"})
+                reason = "client_disconnect" if self.client_gone else "error"
+                self.fe.to_sequencer({"op": "abort", "sid": self.sid, "reason": reason})
             if pipeline is not None:
                 await self.fe.in_thread(pipeline.close)
             self.fe.unregister(self)

@@ -51,6 +51,9 @@ class SessionState:
     end_reason: str = "client_shutdown"
     finalizing: bool = False
     pending_rows: list = field(default_factory=list)
+    # an upload: its results reach the client only in the final answer, so nothing is billed
+    # unless the session finishes (an aborted upload delivered nothing and is billed 0)
+    bill_at_end: bool = False
 
 
 @dataclass
@@ -225,6 +228,7 @@ class Sequencer:
                 correlation_id=msg.get("correlation_id", msg["sid"]),
                 frontend=channel,
                 schedule=SessionSchedule(window=self.cfg.window_seconds, hop=self.cfg.hop_seconds),
+                bill_at_end=bool(msg.get("bill_at_end")),
             )
             self._configure(s, msg.get("config") or {})
             self.sessions[s.sid] = s
@@ -402,7 +406,7 @@ class Sequencer:
 
     async def _flush_rows(self) -> None:
         """Make delivered windows durable; on failure (a full disk) keep them and retry next tick."""
-        taken = [(s, s.pending_rows) for s in self.sessions.values() if s.pending_rows]
+        taken = [(s, s.pending_rows) for s in self.sessions.values() if s.pending_rows and not s.bill_at_end]
         if not taken:
             return
         for s, _ in taken:
@@ -416,10 +420,13 @@ class Sequencer:
             for s, batch in taken:
                 s.pending_rows = batch + s.pending_rows
 
-    async def _record(self, s: SessionState, reason: str) -> float:
+    async def _record(self, s: SessionState, reason: str, *, delivered: bool = True) -> float:
         loop = asyncio.get_running_loop()
+        if s.bill_at_end and not delivered:
+            s.pending_rows = []  # analysed, never delivered: not billed
         await loop.run_in_executor(self.ledger_pool, self.ledger.record_windows, s.pending_rows)
         s.pending_rows = []
+        analyzed = s.schedule.billed_ranges if delivered or not s.bill_at_end else []
         return await loop.run_in_executor(
             self.ledger_pool,
             lambda: self.ledger.record_session(
@@ -429,7 +436,7 @@ class Sequencer:
                 started_at=s.started_at,
                 reason=reason,
                 media_seconds=s.schedule.media_end,
-                analyzed=s.schedule.billed_ranges,
+                analyzed=analyzed,
                 dropped=s.schedule.dropped,
             ),
         )
@@ -479,7 +486,7 @@ class Sequencer:
         for ev in implicit:
             ev["implicit"] = True
         try:
-            billed = await self._record(s, reason)
+            billed = await self._record(s, reason, delivered=False)
         except Exception:  # noqa: BLE001
             log.exception("ledger write failed on abort")
             billed = None

@@ -170,3 +170,34 @@ def test_upload_size_limit_and_capacity(fresh_server, clip):
         time.sleep(0.05)
     ok = _post(srv, files={"file": ("s.webm", small, "video/webm")})
     assert ok.status_code == 200, ok.text
+
+
+def test_an_upload_whose_client_disconnects_is_cancelled_and_not_billed(server, clip):
+    """Results reach an upload's client only in the answer: a client gone before it pays nothing."""
+    import socket
+    import sqlite3
+
+    request = httpx.Request("POST", f"http://{server.base}/v1/upload/analyze",
+                            headers={"Authorization": f"Bearer {server.key}"},
+                            files={"file": ("clip.webm", clip, "video/webm")})
+    head = "POST /v1/upload/analyze HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+    db_path = server.data_dir / "ledger.sqlite3"
+    before = {r[0] for r in sqlite3.connect(db_path).execute("SELECT session_id FROM sessions")}
+    host, port = server.base.split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + b"\r\n" + request.read())
+        time.sleep(0.3)  # the body is in; analysis has just started
+    deadline, row = time.monotonic() + 30, None
+    while row is None and time.monotonic() < deadline:
+        rows = sqlite3.connect(db_path).execute(
+            "SELECT session_id, reason, billed_seconds FROM sessions WHERE session_id LIKE 'upl_%'").fetchall()
+        row = next((r for r in rows if r[0] not in before), None)
+        time.sleep(0.2)
+    assert row is not None, server.log_tail()
+    sid, reason, billed = row
+    assert reason == "client_disconnect" and billed == 0, row
+    windows = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM billed_windows WHERE session_id = ?",
+                                               (sid,)).fetchone()[0]
+    assert windows == 0
+    # the server is fine: the next upload is analysed and billed in full
+    assert _post(server, files={"file": ("clip.webm", clip, "video/webm")}).json()["billed_seconds"] > 29
