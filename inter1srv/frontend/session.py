@@ -33,6 +33,7 @@ from .pipeline import MediaPipeline
 log = logging.getLogger("inter1srv.frontend.session")
 
 _CLOSE = object()
+TIMER_TOLERANCE_S = 0.005  # event-loop timers (uvloop: milliseconds) may fire this early
 
 
 class Session:
@@ -193,13 +194,18 @@ class Session:
         return max(0.0, min(idle, lifetime))
 
     def _on_timeout(self) -> None:
-        now = time.monotonic()
-        if now >= self.started + self.max_duration:
+        # which deadline fired: the earlier one (uvloop's millisecond timers may fire a hair early,
+        # so "now >= lifetime deadline" alone would call a max-duration stop an idle timeout)
+        now = time.monotonic() + TIMER_TOLERANCE_S
+        lifetime_end = self.started + self.max_duration
+        idle_end = self.last_media + self.cfg.session_idle_timeout_seconds
+        if now >= lifetime_end and lifetime_end <= idle_end:
             self.begin_drain("max_duration", ErrorCode.MAX_DURATION,
                              f"Maximum session duration of {self.max_duration} s reached.")
-        else:
+        elif now >= idle_end:
             self.begin_drain("idle_timeout", ErrorCode.IDLE_TIMEOUT,
                              f"No media for {self.cfg.session_idle_timeout_seconds} s.")
+        # else: media moved the idle deadline while we waited; the receive loop waits again
 
     def _flooded(self, limit: str) -> None:
         """A flood ends the session at once: no more is read; what was delivered stays billed."""
