@@ -121,7 +121,11 @@ def _event_data() -> dict[str, dict]:
         "feedback.generated": _obj({"feedback": {"type": "string", "minLength": 1}}),
         "coverage.dropped": _obj({"ranges": _ref("Ranges")}),
         "coverage.degraded": _obj({"ranges": _ref("Ranges"),
-                                   "reason": {"type": "string", "examples": ["video_gap", "no_audio"]}}),
+                                   "reason": {"type": "string", "examples": ["video_gap", "no_audio"]},
+                                   "detail": {"type": "string", "examples": ["no_face"],
+                                              "description": "why, where the reason alone does not say "
+                                                             "(video_gap with video present but no face)"}},
+                                  required=["ranges", "reason"]),
         "session.closing": _obj({"max_drain_seconds": INT}),
         "session.ended": _obj({"reason": {"enum": list(END_REASONS)},
                                "billed_seconds": {"type": "number", "minimum": 0},
