@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ServerConfig.from_env(**overrides)
     if args.command == "keys":
         return _keys(args, cfg)
+    if args.command in ("serve", "sequencer", "worker"):
+        from workers.thresholds import ModelSettingsError, model_settings
+
+        try:
+            model_settings()  # the operator's $INTER1SRV_MODEL_SETTINGS, checked before anything starts
+        except ModelSettingsError as exc:
+            print(f"inter1srv: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve":
         from .supervisor import main as serve_main
 

@@ -1,10 +1,11 @@
 """On-device speech recognition as a pluggable backend, spotted against the cue lexicon.
 
-A backend turns one speech region (16 kHz mono float32) into lexicon hits:
-``[(phrase, start_s, end_s), ...]`` relative to the region. The model calls it
-only on regions its voice activity detection marked as speech (ASR is the
-costly step, so silence is never decoded) and caches the hits per session and
-region, so overlapping windows do not decode the same speech again.
+A backend turns one piece of speech (16 kHz mono float32) into lexicon hits:
+``[(phrase, start_s, end_s), ...]`` relative to the piece. The model calls it
+only on utterances its voice activity detection marked as speech (ASR is the
+costly step, so silence is never decoded), cut into pieces with session-time
+boundaries by :mod:`workers.spotting`, and caches the hits per session and
+piece, so overlapping windows decode each utterance once.
 
 Backends (``INTER1SRV_ASR`` environment variable, or ``BaselineModel(asr=...)``):
 
@@ -35,7 +36,8 @@ KWS_PER_PHONE = 1.0
 MIN_EXPONENT = 10  # multi-word phrases: threshold at most 1e-10
 SAMPLE_RATE = 16_000
 # filled pauses ("um", "uh") are one or two phones: keyword spotting fires on every vowel
-# (measured on the espeak corpus), so the pocketsphinx backend does not spot them
+# (measured on the espeak corpus), so the pocketsphinx backend does not spot them; the
+# paraverbal cue filled_pause measures them from the sound (workers.fillers)
 KWS_SKIP = ("filler",)
 
 
@@ -103,10 +105,10 @@ class PocketSphinxKws:
             d.process_raw(pcm, full_utt=True)
             d.end_utt()
             hits = [(s.word.strip(), s.start_frame / 100.0, s.end_frame / 100.0) for s in (d.seg() or [])]
-        return _resolve_nested([h for h in hits if h[0] in phrase_category()])
+        return resolve_nested([h for h in hits if h[0] in phrase_category()])
 
 
-def _resolve_nested(hits: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+def resolve_nested(hits: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
     """Drop a hit overlapping a longer hit whose words contain it ("i think" inside "i don't think")."""
     out = []
     for p, s, e in hits:
@@ -156,7 +158,7 @@ def make_backend(spec: str | None = None) -> AsrBackend:
 
 
 class AsrCache:
-    """session -> (region start ms, region end ms) -> hits in session seconds; LRU over sessions."""
+    """session -> (piece start ms, piece end ms) -> hits in session seconds; LRU over sessions."""
 
     def __init__(self, max_sessions: int = 64) -> None:
         self._s: OrderedDict[str, dict[tuple[int, int], list[tuple[str, float, float]]]] = OrderedDict()

@@ -1,7 +1,8 @@
 """The baseline cue model: honest, interpretable measurements mapped to the contract.
 
-It measures only what the window's arrays show (no face detector and no speech
-recognition yet: a later model adds them), in Torch, batched over windows:
+It measures only what the window's arrays show, batched over windows: faces with
+:mod:`workers.face` (MTCNN or Haar), words with :mod:`workers.asr` gated by voice
+activity (:mod:`workers.spotting`), filled pauses with :mod:`workers.fillers`, and in Torch
 :mod:`workers.features` does the signal processing on ``self.device`` for the
 whole batch; the small per-frame results come back to the host, where runs are
 cut into cue episodes and the cues are rasterised onto the 0.5 s steps.
@@ -23,6 +24,8 @@ pitch                   paraverbal  Hz: median F0 of the voiced frames (70-400 H
 pitch_variation         paraverbal  semitones: standard deviation of F0 over the voiced frames
 pause                   paraverbal  seconds: a silent gap of 0.3-2 s between two voiced runs
 long_silence            paraverbal  seconds: a stretch of >= 2 s of audio without voice
+filled_pause            paraverbal  seconds: a held, flat, spectrally steady voiced run of 0.3-1.2 s set
+                                    off by silence, starting on its vowel ("uh", "um"; :mod:`workers.fillers`)
 motion_energy           nonverbal   grey levels (0-255) per pixel: mean absolute difference of
                                     consecutive 80x60 grayscale frames, per 0.1 s; chunks <= 2 s
 stillness               nonverbal   seconds: a stretch of >= 1 s with motion_energy < 0.6
@@ -41,21 +44,14 @@ it yields no paraverbal cue at all.
 Signals, per 0.5 s step, from the cues overlapping a context of 2 s (3 s for
 pauses) centred on the step, shifted inside the window at its edges (so the
 newest steps, the ones the sequencer commits, use the window's last seconds).
-With ``sp`` = speech fraction (voice_activity), ``ramp(x, lo, hi)`` a clipped
-linear map to [0, 1], each term listing the cue that drives it:
-
-- engagement = 0.36·sp (voice_activity) + 0.19·sp·ramp(pitch_variation, 0.5, 3 st)
-  + 0.35·ramp(motion_energy, 0.6, 3) + 0.1·coverage(vertical/horizontal_oscillation)
-- disengagement = 0.55·coverage(long_silence) + 0.45·coverage(stillness)·(1 - sp)
-- confidence = 0.5·sp·ramp(loudness, -40, -15 dBFS) + 0.25·sp·ramp(pitch_variation)
-  + 0.25·sp·(1 - ramp(pause coverage, 0.05, 0.3)) (fluency, under voice_activity)
-- hesitation = 0.9·ramp(pause coverage of 3 s, 0.08, 0.3)
-- stress = 0.5·ramp(motion_energy, 2, 5) + 0.5·ramp(pitch above the window's
-  median pitch, 1, 4 semitones) (pitch only while speaking)
-
-``drivers[signal]`` lists the cues whose term reached 0.05 at some step, largest
-first. The seven other signals need cues this model does not measure (words,
-faces) and stay at 0 with no drivers.
+The weights of each signal are the ``contrib`` table in :meth:`BaselineModel._scores`: one
+term per cue, each a documented transform of that cue's raster (e.g. stress = motion energy,
+pitch raised over the window's median, fast speech rate, strain words; agreement = head nods
+and affirmations). ``drivers[signal]`` lists the cues whose term reached 0.05 at some step,
+largest first. Besides the cues in the table above, the face cues (``face_present``,
+``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``lean_in``, ``lean_back``,
+``head_tilt``: :func:`workers.face.face_cues`), ``speech_rate``, ``rising_pitch`` and the verbal
+lexicon categories (:mod:`workers.lexicon`) feed them.
 
 CQI: clarity (fluency, level) and authority (level, fluency, steadiness) are
 weighted by paraverbal evidence and the amount of speech; energy blends
@@ -72,6 +68,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from workers import fillers, spotting
 from workers.asr import AsrBackend, AsrCache, make_backend
 from workers.contract import (
     AUDIO_SAMPLE_RATE,
@@ -81,7 +78,7 @@ from workers.contract import (
     WindowInput,
     WindowResult,
 )
-from workers.face import FaceTracker, face_cues
+from workers.face import FaceTracker, MtcnnTracker, face_cues, make_tracker
 from workers.features import (
     AUDIO_HOP,
     MOTION_REF_DT,
@@ -91,20 +88,13 @@ from workers.features import (
 )
 from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
+from workers.thresholds import ModelSettings, model_settings
 
 HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
 
-# voice activity
-VOICING_MIN = 0.5
-FLOOR_PERCENTILE = 0.10
-FLOOR_CAP_DB = -40.0
-ABOVE_FLOOR_DB = 10.0
-MIN_THRESHOLD_DB = -50.0
-MIN_VOICED_HOPS = 3  # 60 ms
-BRIDGE_S = 0.3  # gaps shorter than this inside speech are not pauses
-LONG_SILENCE_S = 2.0
-CHUNK_S = 2.0
-MIN_STATS_HOPS = 5
+# voice activity, pauses, prosody, filled pauses and spotting: the operator's settings
+# (``workers.thresholds``: VoiceSettings, ProsodySettings, FillerSettings, SpottingSettings)
+CHUNK_S = 2.0  # motion chunks (speech regions are chunked by VoiceSettings.chunk_s)
 
 # video
 MAX_PAIR_DT = 0.5
@@ -117,21 +107,14 @@ OSC_MIN_RMS = 1.0  # px (80x60) per 0.1 s
 OSC_AXIS_RATIO = 3.0
 OSC_HZ = (1.5, 4.5)
 
-RISE_ST = 2.0  # semitones: an utterance's last RISE_TAIL voiced hops over the dip before them
-RISE_TAIL = 4  # voiced 20 ms hops
-RISE_LOOK = 25  # the dip is searched in the last RISE_LOOK voiced hops
-RISE_MIN_HOPS = 30  # voiced hops in the utterance
-NUCLEUS_DB = 3.0
-NUCLEUS_GAP_S = 0.1
-MIN_RATE_S = 0.8  # speech seconds in a chunk before its rate is reported
-
 EPS = 1e-6
 PARAVERBAL_CUES = (
     "speech_rate", "rising_pitch", "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
+    "filled_pause",
 )
-FACE_CUES = ("face_present", "head_nod", "head_shake", "look_away", "face_absent", "lean_in", "lean_back")
+FACE_CUES = ("face_present", "head_nod", "head_shake", "look_away", "face_absent", "lean_in", "lean_back",
+             "head_tilt")
 NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation", *FACE_CUES)
-ASR_PAD_S = 0.15  # speech regions sent to ASR are padded by this much audio each side
 DRIVER_MIN = 0.05
 
 
@@ -147,19 +130,19 @@ def _chunks(a: int, b: int, max_len: int) -> Iterable[tuple[int, int]]:
             yield int(edges[i]), int(edges[i + 1])
 
 
-def _nuclei(db: np.ndarray, active: np.ndarray) -> int:
-    """Syllable nuclei: level peaks inside speech at least NUCLEUS_DB above the dips around them,
-    at least NUCLEUS_GAP_S apart (de Jong & Wempe 2009, simplified to the level envelope)."""
+def _nuclei(db: np.ndarray, active: np.ndarray, nucleus_db: float, gap_s: float) -> int:
+    """Syllable nuclei: level peaks inside speech at least ``nucleus_db`` above the dips around them,
+    at least ``gap_s`` apart (de Jong & Wempe 2009, simplified to the level envelope)."""
     if db.size < 3:
         return 0
     k = np.convolve(db, np.ones(3) / 3, mode="same")
-    gap = int(round(NUCLEUS_GAP_S / HOP_S))
+    gap = int(round(gap_s / HOP_S))
     count, last = 0, -gap
     for i in range(1, k.size - 1):
         if not active[i] or k[i] < k[i - 1] or k[i] < k[i + 1] or i - last < gap:
             continue
         lo = k[max(0, i - gap): i + gap + 1].min()
-        if k[i] - lo >= NUCLEUS_DB:
+        if k[i] - lo >= nucleus_db:
             count, last = count + 1, i
     return count
 
@@ -197,15 +180,17 @@ class BaselineModel:
 
     name = "baseline-cues-v2"
 
-    def __init__(self, device: str = "cpu", *, asr: str | AsrBackend | None = None, faces: bool = True) -> None:
+    def __init__(self, device: str = "cpu", *, asr: str | AsrBackend | None = None, faces: bool | str = True,
+                 settings: ModelSettings | None = None) -> None:
+        self.settings = settings or model_settings()  # cue thresholds: $INTER1SRV_MODEL_SETTINGS or defaults
         self.device = str(device)
         self._device = torch.device(device)
         self.asr: AsrBackend = make_backend(asr) if asr is None or isinstance(asr, str) else asr
         self.asr_cache = AsrCache()
-        self.face: FaceTracker | None = None
-        if faces:
+        self.face: FaceTracker | MtcnnTracker | None = None
+        if faces:  # True: $INTER1SRV_FACE or auto; or "haar" / "mtcnn" / "auto"
             try:
-                self.face = FaceTracker()
+                self.face = make_tracker(None if faces is True else str(faces), self.device)
             except ImportError:  # OpenCV missing: no face cues, evidence says so
                 self.face = None
 
@@ -214,7 +199,8 @@ class BaselineModel:
         out = {"asr_hits": self.asr_cache.hits, "asr_misses": self.asr_cache.misses,
                "asr_decoded_s": round(self.asr_cache.decoded_s, 3)}
         if self.face is not None:
-            out.update(face_hits=self.face.cache.hits, face_misses=self.face.cache.misses,
+            out.update(face_detector=self.face.kind, face_hits=self.face.cache.hits,
+                       face_misses=self.face.cache.misses,
                        face_hit_rate=round(self.face.cache.hit_rate, 4))
         return out
 
@@ -225,7 +211,20 @@ class BaselineModel:
         with torch.inference_mode():
             audio = self._audio_batch(windows)
             video = self._video_batch(windows)
-        return [self._result(w, a, v) for w, a, v in zip(windows, audio, video, strict=True)]
+            recs = self._face_batch(windows)
+        return [self._result(w, a, v, r) for w, a, v, r in zip(windows, audio, video, recs, strict=True)]
+
+    def _face_batch(self, windows: list[WindowInput]) -> list[list | None]:
+        """Face records of every window of the batch in one call (MTCNN batches them on the device)."""
+        if self.face is None:
+            return [None] * len(windows)
+        todo = [i for i, w in enumerate(windows) if w.frames.shape[0] > 0]
+        items = [(windows[i].session_id, windows[i].frames,
+                  np.asarray(windows[i].frame_times, dtype=np.float64)[: windows[i].frames.shape[0]]) for i in todo]
+        out: list[list | None] = [None] * len(windows)
+        for i, recs in zip(todo, self.face.frames_batch(items), strict=True):
+            out[i] = recs
+        return out
 
     def _audio_batch(self, windows: list[WindowInput]) -> list[dict | None]:
         lengths = [int(w.audio.shape[0]) for w in windows]
@@ -246,19 +245,22 @@ class BaselineModel:
         n_own = torch.tensor([n // AUDIO_HOP for n in lengths], device=self._device)
         rel = starts[:, None] + hop_idx[None, :].to(torch.float64) * HOP_S
         valid = (hop_idx[None, :] < n_own[:, None]) & (rel >= -EPS) & (rel + HOP_S <= spans[:, None] + EPS)
-        floor = torch.nanquantile(torch.where(valid, db, torch.full_like(db, float("nan"))), FLOOR_PERCENTILE, dim=1)
-        floor = torch.nan_to_num(floor, nan=FLOOR_CAP_DB).clamp_max(FLOOR_CAP_DB)
-        threshold = (floor + ABOVE_FLOOR_DB).clamp_min(MIN_THRESHOLD_DB)
-        voiced = valid & (db > threshold[:, None]) & (voicing >= VOICING_MIN)
+        v = self.settings.voice
+        floor = torch.nanquantile(torch.where(valid, db, torch.full_like(db, float("nan"))), v.floor_percentile, dim=1)
+        floor = torch.nan_to_num(floor, nan=v.floor_cap_db).clamp_max(v.floor_cap_db)
+        threshold = (floor + v.above_floor_db).clamp_min(v.min_threshold_db)
+        voiced = valid & (db > threshold[:, None]) & (voicing >= v.voicing_min)
         host = {k: t.cpu().numpy() for k, t in
-                {"db": db, "f0": feats["f0"], "valid": valid, "voiced": voiced, "threshold": threshold}.items()}
+                {"db": db, "f0": feats["f0"], "flux": feats["flux"], "valid": valid, "voiced": voiced,
+                 "threshold": threshold}.items()}
         out: list[dict | None] = []
         for i in range(len(windows)):
             k = int(n_own[i])
             if not host["valid"][i, :k].any():
                 out.append(None)
                 continue
-            out.append({"db": host["db"][i, :k], "f0": host["f0"][i, :k], "valid": host["valid"][i, :k],
+            out.append({"db": host["db"][i, :k], "f0": host["f0"][i, :k], "flux": host["flux"][i, :k],
+                        "valid": host["valid"][i, :k],
                         "voiced": host["voiced"][i, :k], "threshold": float(host["threshold"][i])})
         return out
 
@@ -291,7 +293,8 @@ class BaselineModel:
         return out
 
     # ------------------------------------------------------------ per window
-    def _result(self, w: WindowInput, audio: dict | None, video: dict | None) -> WindowResult:
+    def _result(self, w: WindowInput, audio: dict | None, video: dict | None, recs: list | None = None,
+                ) -> WindowResult:
         start, end = float(w.start), float(w.end)
         n_steps = max(0, math.ceil((end - start) / STEP_SECONDS - 1e-9))
         times = np.round(start + np.arange(n_steps) * STEP_SECONDS, 6)
@@ -317,14 +320,15 @@ class BaselineModel:
         ev_w = np.zeros(n_steps)
 
         # ---- cues
-        regions: list[tuple[float, float]] = []
+        speech: np.ndarray | None = None  # per 20 ms hop: inside an utterance (voiced runs, short gaps bridged)
         if audio is not None:
-            audio_cues, regions = self._audio_cues(w, audio)
+            audio_cues, speech = self._audio_cues(w, audio)
             cues += audio_cues
         if video is not None:
             cues += self._video_cues(video, start, end)
         if self.face is not None and w.frames.shape[0] > 0:
-            recs = self.face.frames(w.session_id, w.frames, ft)
+            if recs is None:
+                recs = self.face.frames(w.session_id, w.frames, ft)
             fc, no_face = face_cues(recs, start, end)
             cues += fc
             if no_face:
@@ -336,9 +340,10 @@ class BaselineModel:
             ev_v = ev_v * np.maximum(seen, 0.25)  # video without a face still shows motion
         elif self.face is None:
             ev_v = ev_v * 0.25
-        if regions and self.asr.name != "none":
-            cues += self._verbal_cues(w, regions)
-            ev_w = _coverage(regions, times, STEP_SECONDS)
+        if speech is not None and audio is not None and speech.any() and self.asr.name != "none":
+            verbal, spotted = self._verbal_cues(w, speech, audio)
+            cues += verbal
+            ev_w = _coverage(spotted, times, STEP_SECONDS)
         cues.sort(key=lambda c: (c["start"], c["end"], c["cue"]))
 
         signals, eng, dis, drivers = self._scores(cues, times, start, end)
@@ -375,11 +380,12 @@ class BaselineModel:
                 cov.append((s, e))
         return cov
 
-    def _audio_cues(self, w: WindowInput, a: dict) -> tuple[list[Cue], list[tuple[float, float]]]:
+    def _audio_cues(self, w: WindowInput, a: dict) -> tuple[list[Cue], np.ndarray]:
         db, f0, valid = a["db"], a["f0"], a["valid"]
         voiced = a["voiced"].copy()
+        v, pr = self.settings.voice, self.settings.prosody
         for s, e in _runs(voiced):
-            if e - s < MIN_VOICED_HOPS:
+            if e - s < v.min_voiced_hops:
                 voiced[s:e] = False
         t0 = float(w.audio_start)
 
@@ -387,8 +393,8 @@ class BaselineModel:
             return t0 + i * HOP_S
 
         cues: list[Cue] = []
-        bridge = int(round(BRIDGE_S / HOP_S))
-        long_hops = int(round(LONG_SILENCE_S / HOP_S))
+        bridge = int(round(v.bridge_s / HOP_S))
+        long_hops = int(round(v.long_silence_s / HOP_S))
         runs = _runs(voiced)
         active = voiced.copy()
         regions: list[list[int]] = []
@@ -408,28 +414,30 @@ class BaselineModel:
         for s, e in _runs(valid & ~voiced):
             if e - s >= long_hops:
                 cues.append(_cue("paraverbal", "long_silence", (e - s) * HOP_S, ts(s), ts(e)))
-        chunk = int(round(CHUNK_S / HOP_S))
+        chunk = int(round(v.chunk_s / HOP_S))
         for rs, re_ in regions:
             for s, e in _chunks(rs, re_, chunk):
                 vm = voiced[s:e]
-                if vm.sum() < MIN_VOICED_HOPS:
+                if vm.sum() < v.min_voiced_hops:
                     continue
                 cs, ce = ts(s), ts(e)
                 cues.append(_cue("paraverbal", "voice_activity", active[s:e].mean(), cs, ce))
                 speech_s = float(active[s:e].sum()) * HOP_S
-                if speech_s >= MIN_RATE_S:
-                    cues.append(_cue("paraverbal", "speech_rate", _nuclei(db[s:e], active[s:e]) / speech_s, cs, ce))
+                if speech_s >= pr.min_rate_s:
+                    nuclei = _nuclei(db[s:e], active[s:e], pr.nucleus_db, pr.nucleus_gap_s)
+                    cues.append(_cue("paraverbal", "speech_rate", nuclei / speech_s, cs, ce))
                 levels = db[s:e][vm]
                 cues.append(_cue("paraverbal", "loudness", 10 * np.log10(np.mean(10 ** (levels / 10))), cs, ce))
-                if levels.size >= MIN_STATS_HOPS:
+                if levels.size >= v.min_stats_hops:
                     cues.append(_cue("paraverbal", "loudness_variation", np.std(levels), cs, ce))
                 pitches = f0[s:e][vm]
-                if pitches.size >= MIN_STATS_HOPS:
+                if pitches.size >= v.min_stats_hops:
                     med = float(np.median(pitches))
                     cues.append(_cue("paraverbal", "pitch", med, cs, ce))
                     cues.append(_cue("paraverbal", "pitch_variation", np.std(12 * np.log2(pitches / med)), cs, ce))
-        # utterances for ASR: voiced runs joined across gaps shorter than BRIDGE_S
-        utterances = [(ts(s), ts(e)) for s, e in _runs(active) if e - s >= MIN_VOICED_HOPS * 3]
+        for s, e in fillers.filled_pauses(runs, valid, f0, a["flux"], HOP_S, self.settings.fillers, db=db,
+                                          speech_db=a["threshold"]):
+            cues.append(_cue("paraverbal", "filled_pause", (e - s) * HOP_S, ts(s), ts(e)))
         # rising terminal pitch: the last voiced part of an utterance that ended inside the audio
         # against the part before it
         n_all = voiced.size
@@ -437,46 +445,36 @@ class BaselineModel:
             if e >= n_all - 2 or not valid[e:min(n_all, e + 5)].all():
                 continue  # the utterance may go on after the window: its end is not known yet
             idx = np.flatnonzero(voiced[s:e]) + s
-            if idx.size < RISE_MIN_HOPS:
+            if idx.size < pr.rise_min_hops:
                 continue
             contour = f0[idx]
             smooth = np.array([np.median(contour[max(0, k - 1):k + 2]) for k in range(contour.size)])
-            end_f0 = float(np.median(contour[-RISE_TAIL:]))
-            k_dip = int(np.argmin(smooth[-RISE_LOOK:-RISE_TAIL])) + contour.size - RISE_LOOK
+            end_f0 = float(np.median(contour[-pr.rise_tail:]))
+            k_dip = int(np.argmin(smooth[-pr.rise_look:-pr.rise_tail])) + contour.size - pr.rise_look
             st_rise = 12 * np.log2(end_f0 / max(float(smooth[k_dip]), 1.0))
-            if st_rise >= RISE_ST:
+            if st_rise >= pr.rise_st:
                 tail = idx[k_dip:]
                 cues.append(_cue("paraverbal", "rising_pitch", st_rise, ts(int(tail[0])), ts(int(tail[-1]) + 1)))
-        return cues, utterances
+        return cues, active
 
-    def _verbal_cues(self, w: WindowInput, regions: list[tuple[float, float]]) -> list[Cue]:
-        """Lexicon hits of the speech regions (ASR gated by voice activity, cached per session)."""
+    def _verbal_cues(self, w: WindowInput, speech: np.ndarray, a: dict) -> tuple[list[Cue], list[tuple[float, float]]]:
+        """Lexicon hits of the window's utterances (ASR gated by voice activity, each utterance decoded
+        once per session: :mod:`workers.spotting`), and the utterance spans whose words they report."""
         from workers.lexicon import phrase_category
 
         cats = phrase_category()
-        out: list[Cue] = []
         a0 = float(w.audio_start)
-        n = w.audio.shape[0]
-        for rs, re_ in regions:
-            s = max(a0, rs - ASR_PAD_S)
-            e = min(a0 + n / AUDIO_SAMPLE_RATE, re_ + ASR_PAD_S)
-            key = (int(round(s * 1000)), int(round(e * 1000)))
-            hits = self.asr_cache.get(w.session_id, key)
-            if hits is None:
-                self.asr_cache.misses += 1
-                i0, i1 = int(round((s - a0) * AUDIO_SAMPLE_RATE)), int(round((e - a0) * AUDIO_SAMPLE_RATE))
-                hits = [(p, s + hs, s + he) for p, hs, he in self.asr.spot(np.asarray(w.audio[i0:i1]))]
-                self.asr_cache.decoded_s += e - s
-                self.asr_cache.put(w.session_id, key, hits)
-            else:
-                self.asr_cache.hits += 1
-            for phrase, hs, he in hits:
-                hs, he = max(float(w.start), hs), min(float(w.end), max(he, hs + 0.1))
-                if he > hs:
-                    c = _cue("verbal", cats[phrase], 1.0, hs, he)
-                    c["text"] = phrase  # type: ignore[typeddict-unknown-key]
-                    out.append(c)
-        return out
+        pieces = spotting.plan(speech, a["valid"], a["db"], a0, HOP_S, a0 + w.audio.shape[0] / AUDIO_SAMPLE_RATE,
+                               session_start=float(w.start) <= EPS, bridge_s=self.settings.voice.bridge_s,
+                               cfg=self.settings.spotting)
+        out: list[Cue] = []
+        for phrase, hs, he in spotting.spot(pieces, w.audio, a0, w.session_id, self.asr, self.asr_cache):
+            hs, he = max(float(w.start), hs), min(float(w.end), max(he, hs + 0.1))
+            if he > hs:
+                c = _cue("verbal", cats[phrase], 1.0, hs, he)
+                c["text"] = phrase  # type: ignore[typeddict-unknown-key]
+                out.append(c)
+        return out, spotting.decoded_coverage(pieces)
 
     def _video_cues(self, v: dict, start: float, end: float) -> list[Cue]:
         times, dt, motion = v["times"], v["dt"], v["motion"]
@@ -609,6 +607,7 @@ class BaselineModel:
         nod, shake = cov("head_nod"), cov("head_shake")
         away, absent = cov("look_away", lo2, hi2), cov("face_absent", lo2, hi2)
         lean_in, lean_back = cov("lean_in"), cov("lean_back")
+        tilt = cov("head_tilt")
         face = cov("face_present", lo2, hi2)
         loud_hi = _ramp(loud, -24.0, -14.0) * (loud_cov > 0)
         contrib: dict[str, dict[str, np.ndarray]] = {
@@ -637,11 +636,13 @@ class BaselineModel:
             "hesitation": {
                 "pause": 0.9 * _ramp(pause_cov, 0.08, 0.3),
                 "filler": 0.45 * said("filler"),
+                "filled_pause": 0.45 * said("filled_pause"),
                 "hedge": 0.2 * said("hedge"),
             },
             "uncertainty": {
                 "hedge": 0.6 * said("hedge"),
                 "filler": 0.3 * said("filler"),
+                "filled_pause": 0.3 * said("filled_pause"),
                 "pause": 0.3 * _ramp(pause_cov, 0.08, 0.3),
                 "rising_pitch": 0.25 * said("rising_pitch"),
             },
@@ -649,9 +650,11 @@ class BaselineModel:
             "disagreement": {"head_shake": 0.8 * shake, "negation": 0.6 * said("negation")},
             "confusion": {"confusion_phrase": 0.8 * said("confusion_phrase"),
                           "rising_pitch": 0.3 * said("rising_pitch"),
-                          "pause": 0.15 * _ramp(pause_cov, 0.08, 0.3)},
+                          "pause": 0.15 * _ramp(pause_cov, 0.08, 0.3),
+                          "head_tilt": 0.5 * tilt},
             "frustration": {"strain_word": 0.6 * said("strain_word"), "loudness": 0.25 * loud_hi * sp},
-            "skepticism": {"doubt_phrase": 0.6 * said("doubt_phrase"), "lean_back": 0.65 * lean_back},
+            "skepticism": {"doubt_phrase": 0.6 * said("doubt_phrase"), "lean_back": 0.65 * lean_back,
+                           "head_tilt": 0.3 * tilt},
             "interest": {"lean_in": 0.7 * lean_in, "interest_phrase": 0.6 * said("interest_phrase"),
                          "head_nod": 0.15 * nod},
             "stress": {"motion_energy": 0.5 * mot_hi, "pitch": 0.5 * raise_n * (sp > 0),
@@ -692,7 +695,7 @@ class BaselineModel:
         video_s = float(ev_v.sum() * STEP_SECONDS)
         speech_s = total("voice_activity", weighted=True)
         region_s = total("voice_activity")
-        pause_s = total("pause")
+        pause_s = total("pause") + total("filled_pause")  # silent and filled pauses: disfluent time
         out = {d: {"value": 50.0, "weight": 0.0} for d in ("clarity", "authority", "energy", "rapport", "learning")}
         mean_a = float(ev_a.mean()) if ev_a.size else 0.0
         mean_v = float(ev_v.mean()) if ev_v.size else 0.0

@@ -1,10 +1,19 @@
-"""Per-frame face measurements with a per-session cache (OpenCV Haar + template tracking).
+"""Per-frame face measurements with a per-session cache: MTCNN (Torch) or OpenCV Haar.
 
-Why OpenCV here: ``opencv-python-headless`` 4.x ships the Haar cascades inside
-its wheel (no download at run time) and a frontal-face detection plus
-normalised-cross-correlation tracking costs a few milliseconds per frame on one
-CPU core. It is the CPU path; a Torch detector can replace :class:`FaceTracker`
-behind the same per-frame record (:class:`FaceFrame`).
+Two trackers fill the same per-frame record (:class:`FaceFrame`), chosen by
+:func:`make_tracker` (``INTER1SRV_FACE=haar|mtcnn|auto``):
+
+- :class:`MtcnnTracker`: the MTCNN networks of :mod:`workers.mtcnn` (Torch, weights
+  from the ``facenet-pytorch`` wheel), batched over every window and session of a
+  worker batch on the worker's device (CUDA when present). Its five landmarks add
+  the head roll (``head_tilt``) and a yaw test for ``turned``.
+- :class:`FaceTracker`: ``opencv-python-headless`` 4.x ships the Haar cascades inside
+  its wheel; a frontal-face detection plus normalised-cross-correlation tracking
+  costs a few milliseconds per frame on one CPU core, but it has no landmarks and
+  loses faces tilted by more than ~15 degrees (they become ``turned``).
+
+The rest of this docstring describes the Haar tracker; the MTCNN one keeps the
+same cache design (see its docstring).
 
 Per frame (320x240 RGB at the analysis rate) the tracker records:
 
@@ -30,15 +39,21 @@ tracking continues from the cached state of the previous frame.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
+
+if TYPE_CHECKING:
+    from workers.mtcnn import Faces
 
 DETECT_EVERY = 3  # ROI detection cadence while a face is tracked (frames)
 FULL_EVERY = 5  # full-frame detection cadence while no face is known (frames)
@@ -61,6 +76,10 @@ class FaceFrame:
     size: float = float("nan")
     faces: int = 0
     detected: bool = False  # a detector ran on this frame (else tracked or carried)
+    # landmark measurements (MTCNN only; nan with the Haar detector, which has no landmarks)
+    roll: float = float("nan")  # degrees: eye line against the horizontal, + = image-right eye lower
+    eye_ratio: float = float("nan")  # eye distance over eye-to-mouth distance (~1.1 frontal, falls with yaw)
+    nose_offset: float = float("nan")  # nose off the eye midline, in eye distances (+ = image right; not used)
 
 
 @dataclass
@@ -118,6 +137,10 @@ def _key(t: float) -> int:
 
 
 class FaceTracker:
+    """The CPU path: OpenCV Haar detection + template tracking (see the module docstring)."""
+
+    kind = "haar"
+
     def __init__(self, cache: FaceCache | None = None) -> None:
         import cv2
 
@@ -256,13 +279,11 @@ class FaceTracker:
         return rec, _TrackState(float(t), index, box, template, last_box, state, faces)
 
     def _turned_or_absent(self, rgb: np.ndarray, last_box: tuple[float, float, float] | None) -> str:
-        if last_box is None:  # chain start: any face-sized skin region in the frame
-            h, w = rgb.shape[:2]
-            return "turned" if self._skin_fraction(rgb[::2, ::2], (w / 4, h / 4, max(h, w) / 2)) >= SKIN_GLOBAL \
-                else "absent"
-        cx, cy, size = last_box
-        grown = (cx, cy, size * 1.3)
-        return "turned" if self._skin_fraction(rgb, grown) >= SKIN_TURNED else "absent"
+        return _turned_or_absent(rgb, last_box)
+
+    def frames_batch(self, items: list[tuple[str, np.ndarray, np.ndarray]]) -> list[list[FaceFrame]]:
+        """:meth:`frames` for each (session id, frames, times) of a batch, in order."""
+        return [self.frames(sid, f, t) for sid, f, t in items]
 
     def frames(self, session_id: str, frames: np.ndarray, times: np.ndarray) -> list[FaceFrame]:
         """Face records for each frame, computing only those not cached for this session.
@@ -308,6 +329,247 @@ class FaceTracker:
         return out
 
 
+def _turned_or_absent(rgb: np.ndarray, last_box: tuple[float, float, float] | None) -> str:
+    """No face found: "turned" if a face-sized skin region remains (where the face was), else "absent"."""
+    if last_box is None:  # chain start: any face-sized skin region in the frame
+        h, w = rgb.shape[:2]
+        return "turned" if FaceTracker._skin_fraction(rgb[::2, ::2], (w / 4, h / 4, max(h, w) / 2)) >= SKIN_GLOBAL \
+            else "absent"
+    cx, cy, size = last_box
+    grown = (cx, cy, size * 1.3)
+    return "turned" if FaceTracker._skin_fraction(rgb, grown) >= SKIN_TURNED else "absent"
+
+
+# ---------------------------------------------------------------- MTCNN path
+FACE_PER_EYE_MOUTH = 2.9  # MTCNN face box height over the eye-to-mouth distance (frontal faces)
+TURNED_EYE_RATIO = 0.8  # eye distance / eye-to-mouth distance below this: the head turned (~40 deg yaw)
+COUNT_MIN_SCORE = 0.95  # a second face counts in ``faces`` only from this O-net score
+
+
+@dataclass
+class _MtcnnState:
+    t: float
+    frame_index: int
+    box: np.ndarray | None  # (4,) pixel edges of the face followed (frontal or turned)
+    last_box: tuple[float, float, float] | None  # cx, cy, size of the last face seen (for the skin test)
+    state: str
+    faces: int
+
+
+def landmark_measures(marks: np.ndarray) -> dict[str, float]:
+    """Roll, eye ratio, nose offset, centre and face size from the five MTCNN landmarks."""
+    le, re_, nose, ml, mr = (marks[i].astype(np.float64) for i in range(5))
+    eyes, mouth = (le + re_) / 2, (ml + mr) / 2
+    d_eye = float(np.hypot(*(re_ - le)))
+    d_em = float(np.hypot(*(mouth - eyes)))
+    axis = (re_ - le) / max(d_eye, 1e-6)
+    centre = marks.astype(np.float64).mean(axis=0)
+    return {"roll": math.degrees(math.atan2(re_[1] - le[1], re_[0] - le[0])),
+            "eye_ratio": d_eye / max(d_em, 1e-6),
+            "nose_offset": float(np.dot(nose - eyes, axis)) / max(d_eye, 1e-6),
+            "cx": float(centre[0]), "cy": float(centre[1]), "size": FACE_PER_EYE_MOUTH * d_em}
+
+
+class MtcnnTracker:
+    """Per-frame face records from MTCNN (:mod:`workers.mtcnn`), batched over every window of a batch.
+
+    The same records and cache as :class:`FaceTracker`: chains restart at every whole media
+    second with a full three-stage detection on its first frame; the following frames of the
+    second follow the face with the O-net alone on the square around the previous frame's face
+    (a full detection again when the O-net loses it, and every ``FULL_EVERY`` frames while no
+    face is known). All chains of a batch advance in lockstep, so each step is one detection
+    call and one O-net call for every window and session of the batch, on the worker's device.
+
+    Landmarks give the position (their centroid), the face size (``FACE_PER_EYE_MOUTH`` x the
+    eye-to-mouth distance, steadier than the box), the roll from the eye line, and the yaw
+    sign used for ``turned``: the eyes foreshortened against the eye-to-mouth distance
+    (``eye_ratio`` < ``TURNED_EYE_RATIO``), which the corpus's look-away exercises. The nose's
+    offset from the eye midline is recorded (``nose_offset``) but not used: a flat photo cannot
+    script it, so it is not evaluated. No face at all: the skin test of :class:`FaceTracker`.
+    """
+
+    kind = "mtcnn"
+
+    def __init__(self, device: str = "cpu", cache: FaceCache | None = None, *, min_face: int | None = None) -> None:
+        from workers.mtcnn import MIN_FACE as MTCNN_MIN_FACE
+        from workers.mtcnn import Mtcnn
+
+        self.net = Mtcnn(device, min_face=min_face or MTCNN_MIN_FACE)
+        self.cache = cache or FaceCache()
+        if self.net.device.type == "cuda":
+            self.net.warm_up()
+
+    def frames(self, session_id: str, frames: np.ndarray, times: np.ndarray) -> list[FaceFrame]:
+        """Face records of one window (see :meth:`frames_batch`)."""
+        return self.frames_batch([(session_id, frames, times)])[0]
+
+    def _record(self, rgb: np.ndarray, t: float, prev: _MtcnnState | None, index: int, found: Faces,
+                full: bool) -> tuple[FaceFrame, _MtcnnState]:
+        """The record of one frame from what the detector (``full``) or the O-net tracker found."""
+        faces = prev.faces if prev is not None else 0
+        last_box = prev.last_box if prev is not None else None
+        if full:  # faces counted: the largest plus any other confident detection
+            faces = min(len(found.boxes), 1 + int((found.scores[1:] >= COUNT_MIN_SCORE).sum()))
+        if len(found.boxes):
+            m = landmark_measures(found.landmarks[0])
+            turned = m["eye_ratio"] < TURNED_EYE_RATIO
+            state = "turned" if turned else "frontal"
+            rec = FaceFrame(t=t, state=state, faces=faces if state == "frontal" else 0, detected=full,
+                            roll=m["roll"], eye_ratio=m["eye_ratio"], nose_offset=m["nose_offset"])
+            if state == "frontal":
+                rec.cx, rec.cy, rec.size = m["cx"], m["cy"], m["size"]
+            last_box = (m["cx"], m["cy"], m["size"])
+            return rec, _MtcnnState(t, index, found.boxes[0].copy(), last_box, state, faces)
+        state = _turned_or_absent(rgb, last_box)
+        return FaceFrame(t=t, state=state, detected=full), _MtcnnState(t, index, None, last_box, state, 0)
+
+    def frames_batch(self, items: list[tuple[str, np.ndarray, np.ndarray]]) -> list[list[FaceFrame]]:
+        """Face records for each (session id, frames, times) of a batch, computing only the frames
+        no earlier window cached; a chain shared by two windows of the batch is computed once."""
+        out: list[list[FaceFrame | None]] = []
+        runs: list[dict] = []  # uncached frames of one chain in one window, with the state before them
+        for n, (sid, frames, times) in enumerate(items):
+            entry = self.cache.session(sid)
+            cached, states = entry["frames"], entry["states"]
+            recs: list[FaceFrame | None] = [None] * frames.shape[0]
+            out.append(recs)
+            dt = float(np.median(np.diff(times))) if times.size > 1 else 0.1
+            sec: int | None = None
+            prev_t = -1e9
+            seed: _MtcnnState | None = None
+            run: dict | None = None
+            anchored = chain_ok = False
+            for i in range(frames.shape[0]):
+                t = float(times[i])
+                k = _key(t)
+                s_i = int(math.floor(t + 1e-6))
+                if s_i != sec or t - prev_t > MAX_GAP_S:
+                    anchored = s_i != sec and (t - s_i) < 0.75 * dt
+                    sec, seed, run, chain_ok = s_i, None, None, anchored
+                prev_t = t
+                if run is None:
+                    rec = cached.get(k) if anchored else None
+                    if rec is not None:
+                        self.cache.hits += 1
+                        recs[i] = rec
+                        seed = states.get(k)
+                        chain_ok = chain_ok and seed is not None
+                        continue
+                    run = {"item": n, "sid": sid, "frames": [], "keys": [], "seed": seed,
+                           "cache": anchored and chain_ok,
+                           "sig": (sid, k, None if seed is None else _key(seed.t), anchored and chain_ok)}
+                    runs.append(run)
+                run["frames"].append(i)
+                run["keys"].append(k)
+        # windows of one session in the same batch share chains: the longest run of each computes it
+        masters: dict[tuple, dict] = {}
+        for run in runs:
+            best = masters.get(run["sig"])
+            if best is None or len(run["frames"]) > len(best["frames"]):
+                masters[run["sig"]] = run
+        self._run(items, list(masters.values()))
+        for run in runs:
+            results = masters[run["sig"]]["results"]
+            for i, k in zip(run["frames"], run["keys"], strict=True):
+                rec = results.get(k)
+                if rec is None:  # pragma: no cover - twin windows with different frames at one time
+                    rec = self._alone(items[run["item"]], i)
+                out[run["item"]][i] = rec
+        for sid, _, times in items:
+            if times.size:
+                self.cache.trim(sid, float(times[-1]))
+        return [[r for r in recs if r is not None] for recs in out]
+
+    def _alone(self, item: tuple[str, np.ndarray, np.ndarray], i: int) -> FaceFrame:
+        sid, frames, times = item
+        job = {"item": 0, "sid": sid, "frames": [0], "keys": [_key(float(times[i]))], "seed": None, "cache": False}
+        self._run([(sid, frames[i:i + 1], times[i:i + 1])], [job])
+        return next(iter(job["results"].values()))
+
+    def _run(self, items: list[tuple[str, np.ndarray, np.ndarray]], jobs: list[dict]) -> None:
+        """Advance every job (a run of frames of one chain) in lockstep: one detect and one track call per step."""
+        for job in jobs:
+            job["results"], job["state"] = {}, job["seed"]
+        step = 0
+        while True:
+            live = [j for j in jobs if step < len(j["frames"])]
+            if not live:
+                break
+            detect, track, carry = [], [], []
+            for j in live:
+                st: _MtcnnState | None = j["state"]
+                if st is None or st.state == "unknown":
+                    detect.append(j)
+                elif st.box is not None:
+                    track.append(j)
+                elif (st.frame_index + 1) % FULL_EVERY == 0:
+                    detect.append(j)
+                else:
+                    carry.append(j)
+
+            def rgb(j: dict, step: int = step) -> np.ndarray:
+                return items[j["item"]][1][j["frames"][step]]
+
+            found: dict[int, tuple] = {}
+            if track:
+                res = self.net.track(np.stack([rgb(j) for j in track]), np.stack([j["state"].box for j in track]))
+                for j, r in zip(track, res, strict=True):
+                    if len(r.boxes):
+                        found[id(j)] = (r, False)
+                    else:
+                        detect.append(j)  # lost: look for it (and any face) in the whole frame
+            if detect:
+                res = self.net.detect(np.stack([rgb(j) for j in detect]))
+                for j, r in zip(detect, res, strict=True):
+                    found[id(j)] = (r, True)
+            for j in live:
+                i = j["frames"][step]
+                t = float(items[j["item"]][2][i])
+                st = j["state"]
+                index = st.frame_index + 1 if st is not None else 0
+                if id(j) in found:
+                    r, full = found[id(j)]
+                    rec, new = self._record(rgb(j), t, st, index, r, full)
+                else:  # no face known and not a detection frame: carry the previous state
+                    rec = FaceFrame(t=t, state=st.state)
+                    new = _MtcnnState(t, index, None, st.last_box, st.state, 0)
+                self.cache.misses += 1
+                j["results"][j["keys"][step]] = rec
+                j["state"] = new
+                if j["cache"]:
+                    entry = self.cache.session(j["sid"])
+                    entry["frames"][j["keys"][step]], entry["states"][j["keys"][step]] = rec, new
+            step += 1
+
+
+FACE_ENV = "INTER1SRV_FACE"
+# auto on a CPU worker: MTCNN, measured on the corpus (README, "The model"): the same table as Haar on
+# nods, shakes, look-away, absence and lean, and head tilts that Haar turns into false look-aways,
+# for ~0.01 more CPU s per media s
+CPU_DEFAULT = "mtcnn"
+log = logging.getLogger("inter1srv.worker")
+
+
+def make_tracker(kind: str | None = None, device: str = "cpu", cache: FaceCache | None = None,
+                 ) -> FaceTracker | MtcnnTracker:
+    """The face tracker ``kind`` names (default ``$INTER1SRV_FACE``, else ``auto``): ``haar``,
+    ``mtcnn``, or ``auto`` (MTCNN on CUDA, ``CPU_DEFAULT`` on the CPU). MTCNN without its weights
+    falls back to Haar and logs why."""
+    name = (kind or os.environ.get(FACE_ENV) or "auto").strip().lower()
+    if name not in ("auto", "haar", "mtcnn"):
+        raise ValueError(f"{FACE_ENV}={name!r}: expected haar, mtcnn or auto")
+    if name == "auto":
+        name = "mtcnn" if str(device).startswith("cuda") else CPU_DEFAULT
+    if name == "mtcnn":
+        from workers.mtcnn import WeightsMissing
+
+        try:
+            return MtcnnTracker(device, cache)
+        except WeightsMissing as exc:
+            log.warning("MTCNN face detector unavailable (%s); falling back to the OpenCV Haar detector", exc)
+    return FaceTracker(cache)
+
+
 # ---------------------------------------------------------------------- cues
 NOD_MIN_AMP = 0.03  # oscillation amplitude as a fraction of face size
 NOD_HZ = (1.0, 4.5)
@@ -320,6 +582,8 @@ LEAN_REF_MIN_FRAMES = 15
 LEAN_MIN_S = 1.0
 AWAY_MIN_S = 0.5
 NO_FACE_MIN_S = 1.0
+TILT_MIN_DEG = 10.0  # |roll| of the eye line (landmarks only)
+TILT_MIN_S = 1.0
 
 
 def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float) -> tuple[int, float, float] | None:
@@ -345,7 +609,9 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     Cue values: ``face_present`` faces in frame (participant 0 is tracked);
     ``head_nod`` / ``head_shake`` nods (cycles) in the episode, with ``rate_hz`` and
     ``amplitude`` (fraction of the face size); ``look_away`` and ``face_absent``
-    seconds; ``lean_in`` / ``lean_back`` face size over the reference size.
+    seconds; ``lean_in`` / ``lean_back`` face size over the reference size; ``head_tilt`` the median
+    roll in degrees (signed, + = the image-right eye lower) of a run of at least ``TILT_MIN_S`` with
+    ``|roll| >= TILT_MIN_DEG`` on the same side (only where landmarks measured the roll: MTCNN).
 
     Lean is a change of face size against a reference taken inside the window (the median
     frontal face size over its first ``LEAN_REF_S`` seconds), not against a per-session
@@ -397,6 +663,13 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     cy = np.array([r.cy for r in recs])
     size = np.array([r.size for r in recs])
     faces = np.array([r.faces for r in recs])
+    roll = np.array([r.roll for r in recs])
+    measured = frontal & np.isfinite(roll)
+    for mask in (measured & (roll >= TILT_MIN_DEG), measured & (roll <= -TILT_MIN_DEG)):
+        for i, j in _split(mask):
+            s, e = span(i, j)
+            if e - s >= TILT_MIN_S - 1e-6:
+                cues.append(cue("head_tilt", float(np.median(roll[i:j])), s, e))
     ref_sel = frontal & (t < start + LEAN_REF_S)
     reference = float(np.median(size[ref_sel])) if ref_sel.sum() >= LEAN_REF_MIN_FRAMES else 0.0
     step = max(4, int(round(OSC_CHUNK_S / max(float(dt), 1e-3))))

@@ -13,7 +13,11 @@ Audio (16 kHz mono float32), per 20 ms hop (``AUDIO_HOP`` samples):
   70-400 Hz lag range of a 40 ms frame centred on the hop; ~0.9 for voiced
   speech, ~0.2-0.4 for broadband noise;
 - ``f0``: the pitch in Hz at that peak (first peak within 90 % of the best, to
-  avoid octave-down errors; parabolic interpolation), meaningful where voiced.
+  avoid octave-down errors; parabolic interpolation), meaningful where voiced;
+- ``flux``: spectral flux, 1 - the cosine similarity of the frame's magnitude
+  spectrum (0-4 kHz, the same Hann-windowed 40 ms frame) with the previous hop's;
+  0 for a steady sound (a held vowel), ~0.1-0.3 across changing speech sounds;
+  0 for the first hop.
 
 Video (T, H, W, 3) uint8 RGB, reduced first to 80x60 luma (strided
 subsampling to about 160x120, then 2x2 area average), per consecutive frame
@@ -42,6 +46,7 @@ F0_MIN, F0_MAX = 70.0, 400.0
 LAG_MIN = int(math.floor(AUDIO_SR / F0_MAX))  # 40
 LAG_MAX = int(math.ceil(AUDIO_SR / F0_MIN))  # 229
 DB_FLOOR = -120.0
+FLUX_BINS = int(4000.0 * PITCH_NFFT / AUDIO_SR) + 1  # 0-4 kHz
 
 VIDEO_W, VIDEO_H = 80, 60
 MOTION_REF_DT = 0.1  # motion values are scaled to a 10 fps frame interval
@@ -71,7 +76,7 @@ def audio_features(audio: torch.Tensor) -> dict[str, torch.Tensor]:
     device = audio.device
     if n_hops == 0:
         empty = torch.zeros((b, 0), dtype=torch.float32, device=device)
-        return {"db": empty, "voicing": empty, "f0": empty}
+        return {"db": empty, "voicing": empty, "f0": empty, "flux": empty}
     x = audio[:, : n_hops * AUDIO_HOP]
     hops = x.reshape(b, n_hops, AUDIO_HOP)
     power = hops.pow(2).mean(dim=-1)
@@ -84,7 +89,11 @@ def audio_features(audio: torch.Tensor) -> dict[str, torch.Tensor]:
     frames = frames - frames.mean(dim=-1, keepdim=True)
     window, rw = _pitch_window(device)
     spec = torch.fft.rfft(frames * window, n=PITCH_NFFT)
-    ac = torch.fft.irfft(spec.real**2 + spec.imag**2, n=PITCH_NFFT)[..., : LAG_MAX + 2]
+    power_spec = spec.real**2 + spec.imag**2
+    ac = torch.fft.irfft(power_spec, n=PITCH_NFFT)[..., : LAG_MAX + 2]
+    mag = power_spec[..., :FLUX_BINS].sqrt()
+    mag = mag / mag.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    flux = F.pad(1.0 - (mag[:, 1:] * mag[:, :-1]).sum(dim=-1), (1, 0))
     r0 = ac[..., :1].clamp_min(1e-12)
     nac = (ac / r0) / rw.clamp_min(1e-6)  # Boersma-normalised autocorrelation
     lags = nac[..., LAG_MIN - 1 : LAG_MAX + 2]  # one lag of context each side
@@ -103,7 +112,7 @@ def audio_features(audio: torch.Tensor) -> dict[str, torch.Tensor]:
     delta = torch.where(denom.abs() > 1e-9, 0.5 * (y0 - y2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
     lag = idx.to(torch.float32) + LAG_MIN + delta
     f0 = AUDIO_SR / lag
-    return {"db": db, "voicing": voicing, "f0": f0}
+    return {"db": db, "voicing": voicing, "f0": f0, "flux": flux.clamp(0.0, 1.0)}
 
 
 def to_gray_small(frames: np.ndarray, device: torch.device) -> torch.Tensor:

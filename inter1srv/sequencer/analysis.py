@@ -25,35 +25,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, Cue, WindowResult
+from workers.thresholds import AnalysisSettings, model_settings
 
 EPS = 1e-6
 CONTEXT_SECONDS = 3.0  # how far before a signal's span its cited cues may lie
-
-
-@dataclass
-class AnalysisSettings:
-    """Thresholds of the signal, engagement and feedback logic."""
-
-    on_threshold: float = 0.6
-    off_threshold: float = 0.4
-    min_on_steps: int = 2
-    min_off_steps: int = 2
-    band_high: float = 0.75
-    band_medium: float = 0.55
-    engaged_on: float = 0.6
-    disengaged_on: float = 0.6
-    state_min_steps: int = 4
-    feedback_every_windows: int = 2
-    # an active signal moves down a band only once its score is this far below the boundary
-    band_margin: float = 0.03
-    # the current engagement state is kept until its score drops this far below its threshold
-    state_margin: float = 0.1
-    # at most this many cues are attached to one signal event
-    max_event_cues: int = 12
 
 
 class Event(NamedTuple):
@@ -104,6 +83,7 @@ class _Summary:
     words: dict | None = None  # verbal cue name -> phrases said in the slice
     active: tuple = ()  # signals active at the end of the slice
     away_s: float = 0.0  # seconds with the face turned away or absent
+    fillers: int = 0  # filled pauses ("uh", "um") starting in the slice
 
 
 def _r(x: float, nd: int = 3) -> float:
@@ -206,10 +186,16 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
             ends = ", ".join(f"{float(c['end']):.1f} s" for c in sel[:3])
             phrases.append(f"pitch rising {max(float(c['value']) for c in sel):.1f} semitones at the end of "
                            f"{_plural(len(sel), 'phrase')} (ending {ends})")
+        elif name == "filled_pause":
+            phrases.append(f"{_plural(len(sel), 'filled pause')} ('uh'/'um', held {s:.1f}-{e:.1f} s, "
+                           f"longest {max(float(c['value']) for c in sel):.1f} s)")
         elif name == "speech_rate":
             phrases.append(f"speaking at {mean:.1f} syllables/s over {s:.1f}-{e:.1f} s")
         elif name == "face_present":
             phrases.append(f"face in view over {s:.1f}-{e:.1f} s")
+        elif name == "head_tilt":
+            side = "right" if mean > 0 else "left"  # + : the eye on the image's right is lower
+            phrases.append(f"head tilted {abs(mean):.0f} degrees toward the image's {side} over {s:.1f}-{e:.1f} s")
         elif sel and all("text" in c for c in sel):  # verbal lexicon hits
             said = ", ".join(f"'{c['text']}' at {float(c['start']):.1f} s" for c in sel[:4])
             phrases.append(f"said {said}" + (f" (+{len(sel) - 4} more)" if len(sel) > 4 else ""))
@@ -250,7 +236,8 @@ class SessionAnalysis:
     """Per-session signal, engagement, CQI and feedback state (see the module docstring)."""
 
     def __init__(self, settings: AnalysisSettings | None = None) -> None:
-        self.settings = settings or AnalysisSettings()
+        # the operator's thresholds ($INTER1SRV_MODEL_SETTINGS, section "signals") unless given
+        self.settings = settings or replace(model_settings().signals)
         self._tracks = {s: _Track() for s in SIGNAL_TYPES}
         self._state: str | None = None
         self._pending: tuple[str, float, int] | None = None  # candidate, run start, steps
@@ -517,6 +504,7 @@ class SessionAnalysis:
             words=self._words(cues, a, b),
             active=tuple(s for s, tr in self._tracks.items() if tr.active),
             away_s=sum(_overlap(c, a, b) for c in cues if c["cue"] in ("look_away", "face_absent")),
+            fillers=sum(1 for c in cues if c["cue"] == "filled_pause" and a <= float(c["start"]) < b),
         )
 
     @staticmethod
@@ -552,9 +540,10 @@ class SessionAnalysis:
         hedges = [w for s in recent for w in (s.words or {}).get("hedge", [])]
         hedges += [w for s in recent for w in (s.words or {}).get("filler", [])]
         away = sum(s.away_s for s in recent)
-        if len(hedges) >= 2 and any("hesitation" in s.active or "uncertainty" in s.active for s in recent):
-            quoted = ", ".join(f"'{w}'" for w in hedges[:3])
-            return (f"You hedged {_plural(len(hedges), 'time')} in {last} ({quoted}): "
+        fillers = sum(s.fillers for s in recent)
+        if len(hedges) + fillers >= 2 and any("hesitation" in s.active or "uncertainty" in s.active for s in recent):
+            quoted = ", ".join([f"'{w}'" for w in hedges[:3]] + ([_plural(fillers, "filled pause")] if fillers else []))
+            return (f"You hedged {_plural(len(hedges) + fillers, 'time')} in {last} ({quoted}): "
                     f"state your main point plainly and drop the qualifiers.")
         if away >= 0.4 * span and any("disengagement" in s.active for s in recent):
             return (f"The listener's face was turned away or out of view for {away:.0f} of {last}: "

@@ -5,8 +5,9 @@
 Windows of 8 s every 3 s in session order, one at a time (batch 1), CPU time of this
 process (all threads) divided by the media seconds covered. Rows: the full model with
 its per-session caches (one worker sees the whole session); the same with the caches
-emptied before every window (every window on a different worker); and the model without
-face tracking, without ASR, and without both, to show what each part costs.
+emptied before every window (every window on a different worker); the model with each face
+detector (``haar``, ``mtcnn``) and the face trackers alone; and the model without face
+tracking, without ASR, and without both, to show what each part costs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main() -> None:
     from workers.baseline import BaselineModel
     from workers.evaluation.corpus import build, decode_webm
     from workers.evaluation.score import windows_of
-    from workers.face import FaceCache
+    from workers.face import FaceCache, make_tracker
 
     corpus = build()
     frames, times, audio, a0 = decode_webm(corpus.webm)
@@ -45,6 +46,16 @@ def main() -> None:
     rows.append(("full model, per-worker cache", run(model, False)))
     stats = model.cache_stats()
     rows.append(("full model, no cache", run(BaselineModel("cpu"), True)))
+    for kind in ("haar", "mtcnn"):
+        tracker = make_tracker(kind)
+        if tracker.kind != kind:
+            continue  # MTCNN weights missing (make_tracker logged it)
+        rows.append((f"full model, {kind} faces", run(BaselineModel("cpu", faces=kind), False)))
+        tracker.frames_batch([(w.session_id + "warm", w.frames, w.frame_times) for w in windows[:1]])
+        started = time.process_time()
+        for w in windows:
+            tracker.frames_batch([(w.session_id, w.frames, w.frame_times)])
+        rows.append((f"{kind} face tracking alone", (time.process_time() - started) / media))
     rows.append(("no ASR (faces + audio + motion)", run(BaselineModel("cpu", asr="none"), False)))
     rows.append(("no faces (ASR + audio + motion)", run(BaselineModel("cpu", faces=False), False)))
     rows.append(("audio + motion only", run(BaselineModel("cpu", asr="none", faces=False), False)))

@@ -3,10 +3,11 @@
 The face is the astronaut photo bundled with scikit-image (``skimage.data.astronaut()``,
 public domain, NASA), pasted over a plain background and moved per segment: still,
 nod (vertical oscillation), shake (horizontal), look-away (simulated yaw: the face
-squeezed horizontally to 45 % and shifted), lean in / back (scaled up / down), absent.
+squeezed horizontally to 45 % and shifted), lean in / back (scaled up / down), head tilt
+(the face image rotated by ``TILT_DEG``), absent.
 Speech is synthesized by ``espeak-ng`` (Debian package ``espeak-ng``) phrase by
-phrase, so every phrase's time is known, with scripted hedges, fillers,
-affirmations, negations, questions, pauses, and fast / loud / high-pitched parts.
+phrase, so every phrase's time is known, with scripted hedges, filled pauses (held
+flat vowels, ``FILLED_PAUSE``), affirmations, negations, questions, pauses, and fast / loud / high-pitched parts.
 The clip is encoded as WebM (VP8 + Opus, by libvpx / libopus through PyAV) and
 decoded back at the analysis rate, exactly like the server's media path.
 
@@ -31,13 +32,17 @@ FPS = 10
 WIDTH, HEIGHT = 320, 240
 SR = 48_000
 ESPEAK = "espeak-ng"
+# "~uh" in a script: a filled pause as people make one, a held vowel on a flat pitch (SSML prosody);
+# espeak-ng says a bare "Um," as a short word with sentence intonation, which no listener hears as a filler
+FILLED_PAUSE = "<speak><prosody rate='x-slow' range='x-low'>{}</prosody></speak>"
+TILT_DEG = 20.0  # scripted head tilt (roll), clockwise as seen
 
 
 @dataclass(frozen=True)
 class Seg:
     name: str
     seconds: float
-    head: str  # still | nod | shake | look_away | lean_in | lean_back | absent
+    head: str  # still | nod | shake | look_away | lean_in | lean_back | tilt | absent
     items: tuple = ()  # str (a phrase) or float (a pause in seconds)
     signals: tuple[str, ...] = ()
     speed: int = 160  # espeak words per minute
@@ -51,7 +56,8 @@ SCRIPT: tuple[Seg, ...] = (
     Seg("agree", 7, "nod", ("Yes.", 0.3, "Exactly.", 0.3, "I agree with that."), ("agreement",)),
     Seg("disagree", 7, "shake", ("No.", 0.3, "I don't think that will work.", 0.3, "Actually, it failed last time."),
         ("disagreement",)),
-    Seg("hesitate", 10, "still", ("Um,", 1.0, "maybe", 0.9, "I think we could,", 1.0, "sort of,", 0.8, "try it."),
+    Seg("hesitate", 10, "still", ("~um", 1.0, "maybe", 0.9, "I think we could,", 0.6, "~uh", 0.6, "sort of,", 0.8,
+                                  "try it."),
         ("hesitation", "uncertainty"), speed=125),
     Seg("look_away", 7, "look_away", (), ("disengagement",)),
     Seg("absent", 6, "absent", (), ("disengagement",)),
@@ -61,7 +67,7 @@ SCRIPT: tuple[Seg, ...] = (
         ("confidence",), amplitude=170, tags=("loud",)),
     Seg("interest", 7, "lean_in", ("Tell me more.", 0.3, "That is interesting.", 0.3, "How does it work?"),
         ("interest",)),
-    Seg("confused", 7, "still", ("What do you mean?", 0.8, "I don't understand."), ("confusion",)),
+    Seg("confused", 7, "tilt", ("What do you mean?", 0.8, "I don't understand."), ("confusion",)),
     Seg("skeptic", 7, "lean_back", ("Really?", 0.6, "Are you sure about that?"), ("skepticism",)),
     Seg("frustrated", 7, "still", ("This is so frustrating.", 0.4, "It broke again."), ("frustration",),
         amplitude=180, tags=("loud",)),
@@ -83,7 +89,10 @@ def espeak_available() -> bool:
 
 
 def _espeak(text: str, seg: Seg) -> np.ndarray:
-    out = subprocess.run([ESPEAK, "-v", "en-us", "-s", str(seg.speed), "-p", str(seg.pitch),
+    ssml = []
+    if text.startswith("~"):  # a filled pause: see FILLED_PAUSE
+        ssml, text = ["-m"], FILLED_PAUSE.format(text[1:])
+    out = subprocess.run([ESPEAK, *ssml, "-v", "en-us", "-s", str(seg.speed), "-p", str(seg.pitch),
                           "-a", str(seg.amplitude), "--stdout", text], check=True, capture_output=True).stdout
     with wave.open(io.BytesIO(out)) as w:
         sr = w.getframerate()
@@ -150,8 +159,8 @@ def build(script: tuple[Seg, ...] = SCRIPT, *, seed: int = 3) -> Corpus:
             buf[i0:i0 + x.size] += x[: max(0, n - i0)]
         pieces.append(buf)
         head = seg.head
-        cues.append({"kind": head if head != "absent" else "face_absent", "start": round(seg_start, 3),
-                     "end": round(seg_end, 3)})
+        kind = {"absent": "face_absent", "tilt": "head_tilt"}.get(head, head)
+        cues.append({"kind": kind, "start": round(seg_start, 3), "end": round(seg_end, 3)})
         prev_head = segments[-1][0].head if segments else None
         if prev_head in ("lean_in", "lean_back") and head not in ("absent", "look_away"):
             # the posture snaps back at the segment start: a real movement the opposite way
@@ -202,9 +211,9 @@ def _background() -> np.ndarray:
     return _FACE["bg"]
 
 
-def head_pose(seg: Seg, t_in: float, seg_len: float) -> tuple[float, float, float, float] | None:
-    """(cx, cy, scale, squeeze) of the head at ``t_in`` seconds into the segment, or None if absent."""
-    cx, cy, scale, squeeze = WIDTH / 2, HEIGHT / 2 - 5, 1.0, 1.0
+def head_pose(seg: Seg, t_in: float, seg_len: float) -> tuple[float, float, float, float, float] | None:
+    """(cx, cy, scale, squeeze, roll degrees clockwise) of the head ``t_in`` s into the segment, or None if absent."""
+    cx, cy, scale, squeeze, roll = WIDTH / 2, HEIGHT / 2 - 5, 1.0, 1.0, 0.0
     ramp = min(1.0, t_in / 0.5)  # 0.5 s transitions into posture changes
     if seg.head == "absent":
         return None
@@ -219,21 +228,32 @@ def head_pose(seg: Seg, t_in: float, seg_len: float) -> tuple[float, float, floa
         scale = 1.0 + 0.35 * ramp
     elif seg.head == "lean_back":
         scale = 1.0 - 0.28 * ramp
-    return cx, cy, scale, squeeze
+    elif seg.head == "tilt":  # the face image rotated clockwise (head tilted towards its left shoulder)
+        roll = TILT_DEG * ramp
+    return cx, cy, scale, squeeze, roll
 
 
-def render(pose: tuple[float, float, float, float] | None) -> np.ndarray:
+def render(pose: tuple[float, ...] | None) -> np.ndarray:
     import cv2
 
     frame = _background().copy()
     if pose is not None:
-        cx, cy, scale, squeeze = pose
+        cx, cy, scale, squeeze, *rest = pose
+        roll = rest[0] if rest else 0.0
         rgb, alpha = _face_patch()
         base = 0.62  # the patch at scale 1: 93 x 105 px, face about 60 px
         w = max(4, int(round(rgb.shape[1] * base * scale * squeeze)))
         h = max(4, int(round(rgb.shape[0] * base * scale)))
         face = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         a = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)[..., None]
+        if roll:  # rotate the patch (padded so the ellipse is not cut) clockwise about its centre
+            p = int(np.ceil(0.25 * max(w, h)))
+            face = cv2.copyMakeBorder(face, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            a = cv2.copyMakeBorder(a[..., 0], p, p, p, p, cv2.BORDER_CONSTANT, value=0)
+            w, h = w + 2 * p, h + 2 * p
+            rot = cv2.getRotationMatrix2D((w / 2, h / 2), -float(roll), 1.0)
+            face = cv2.warpAffine(face, rot, (w, h), flags=cv2.INTER_LINEAR)
+            a = cv2.warpAffine(a, rot, (w, h), flags=cv2.INTER_LINEAR)[..., None]
         # integer placement + sub-pixel shift by affine warp of the patch
         x0f, y0f = cx - w / 2, cy - h / 2
         x0, y0 = int(np.floor(x0f)), int(np.floor(y0f))

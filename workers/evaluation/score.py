@@ -38,12 +38,12 @@ STILL_KINDS = ("head_still", "silence")
 CUE_MATCH: dict[str, tuple[str, ...]] = {
     "voice_activity": SPEECH, "loudness": SPEECH, "loudness_variation": SPEECH, "pitch": SPEECH,
     "pitch_variation": SPEECH, "speech_rate": SPEECH, "rising_pitch": SPEECH,
-    "pause": ("pause", "silence"), "long_silence": ("silence",),
+    "pause": ("pause", "silence"), "long_silence": ("silence",), "filled_pause": ("filler",),
     "motion_energy": ("any",), "stillness": ("head_still",),
     "vertical_oscillation": ("nod",), "horizontal_oscillation": ("shake",),
     "face_present": ("face_present",), "head_nod": ("nod",), "head_shake": ("shake",),
     "look_away": ("look_away",), "face_absent": ("face_absent",),
-    "lean_in": ("lean_in",), "lean_back": ("lean_back",),
+    "lean_in": ("lean_in",), "lean_back": ("lean_back",), "head_tilt": ("head_tilt",),
 }
 
 
@@ -55,6 +55,7 @@ class Evaluation:
     cue_counts: dict[str, int] = field(default_factory=dict)  # cited in signal events
     measured: dict[str, int] = field(default_factory=dict)  # in the model's window results
     verbal: dict = field(default_factory=dict)  # lexicon spotting: spotted, correct, labelled, found
+    fillers: dict = field(default_factory=dict)  # filled_pause cue: detected, correct, labelled, found
     model_cpu_s_per_media_s: float = 0.0
     cache: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
@@ -75,6 +76,10 @@ class Evaluation:
             v = self.verbal
             lines.append(f"Lexicon spotting (ASR): {v['spotted']} phrases spotted, {v['correct']} correct; "
                          f"{v['found']} of {v['labelled']} scripted phrases found.")
+        if self.fillers:
+            f = self.fillers
+            lines.append(f"Filled pauses (acoustic): {f['detected']} detected, {f['correct']} on a scripted filler; "
+                         f"{f['found']} of {f['labelled']} scripted fillers found.")
         return "\n".join(lines)
 
 
@@ -93,7 +98,22 @@ def windows_of(frames, times, audio, a0: float, duration: float, sid: str = "eva
 
 
 def run_session(model, windows: list[WindowInput], measured: dict | None = None, verbal: list | None = None):
-    """(events, cpu seconds) of the model + SessionAnalysis over the windows, in order."""
+    """(events, cpu seconds) of the model + SessionAnalysis over the windows, in order.
+
+    Torch runs on one thread meanwhile, as in a CPU worker (workers/service.py): the CPU seconds
+    are the worker's cost, not OpenMP threads spinning on the many small ops of the face network.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_session(model, windows, measured, verbal)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_session(model, windows: list[WindowInput], measured: dict | None, verbal: list | None):
     from inter1srv.sequencer.analysis import SessionAnalysis
 
     analysis = SessionAnalysis()
@@ -108,7 +128,7 @@ def run_session(model, windows: list[WindowInput], measured: dict | None = None,
             for c in result["cues"]:
                 measured[c["cue"]] = measured.get(c["cue"], 0) + 1
         if verbal is not None:
-            verbal += [c for c in result["cues"] if c["modality"] == "verbal"]
+            verbal += [c for c in result["cues"] if c["modality"] == "verbal" or c["cue"] == "filled_pause"]
         a = max(w.start, last_b)
         events += analysis.commit(result, a, w.end, feedback_dimensions=["clarity", "authority", "energy",
                                                                          "rapport", "learning"])
@@ -190,8 +210,14 @@ def evaluate(corpus, frames, times, audio, a0, model=None) -> Evaluation:
                          "recall": round(rec, 3), "f1": round(f1, 3),
                          "onset_error": round(float(np.mean(errs)), 2) if errs else None,
                          "detections": len(pred)}
+    fps = {round(float(c["start"]), 1): c for c in spotted if c["cue"] == "filled_pause"}
+    spotted = [c for c in spotted if c["cue"] != "filled_pause"]
+    filler_labels = [lab for lab in corpus.cues if lab["kind"] == "filler"]
+    ev.fillers = {"detected": len(fps), "correct": sum(_matches(c, filler_labels) for c in fps.values()),
+                  "labelled": len(filler_labels),
+                  "found": sum(any(_matches(c, [lab]) for c in fps.values()) for lab in filler_labels)}
     unique = {(c["cue"], c.get("text"), round(float(c["start"]), 1)): c for c in spotted}
-    lex = [lab for lab in corpus.cues if "text" in lab and lab["kind"] != "speech"]
+    lex = [lab for lab in corpus.cues if "text" in lab and lab["kind"] not in ("speech", "filler")]
     correct = [c for c in unique.values() if _matches(c, lex)]
     found = [lab for lab in lex if any(c.get("text") == lab["text"] and _matches(c, [lab]) for c in unique.values())]
     ev.verbal = {"spotted": len(unique), "correct": len(correct), "labelled": len(lex), "found": len(found)}

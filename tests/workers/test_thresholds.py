@@ -1,0 +1,111 @@
+"""Cue thresholds and signal hysteresis as operator settings ($INTER1SRV_MODEL_SETTINGS)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from inter1srv.sequencer.analysis import AnalysisSettings, SessionAnalysis
+from workers.baseline import BaselineModel
+from workers.contract import CQI_DIMENSIONS, SIGNAL_TYPES, STEP_SECONDS
+from workers.thresholds import ENV, ModelSettings, ModelSettingsError, from_mapping, load, model_settings
+
+
+def test_defaults_are_the_measured_values():
+    s = ModelSettings()
+    assert (s.voice.voicing_min, s.voice.bridge_s, s.voice.long_silence_s) == (0.5, 0.3, 2.0)
+    assert (s.prosody.rise_st, s.fillers.max_flux, s.spotting.overlap_s) == (2.0, 0.07, 0.4)
+    assert s.signals == AnalysisSettings()
+    assert (s.signals.on_threshold, s.signals.off_threshold, s.signals.band_high) == (0.6, 0.4, 0.75)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"signal": {}}, "unknown section 'signal'"),
+    ({"signals": {"on_treshold": 0.7}}, "unknown setting signals.on_treshold"),
+    ({"signals": {"on_threshold": 1.5}}, "signals.on_threshold must be within [0, 1]"),
+    ({"signals": {"min_on_steps": 2.5}}, "signals.min_on_steps must be a whole number"),
+    ({"signals": {"min_on_steps": True}}, "signals.min_on_steps must be a number"),
+    ({"voice": {"bridge_s": "0.3"}}, "voice.bridge_s must be a finite number"),
+    ({"voice": {"bridge_s": -1}}, "voice.bridge_s must not be negative"),
+    ({"signals": {"off_threshold": 0.7}}, "signals.off_threshold must not exceed signals.on_threshold"),
+    ({"fillers": {"min_s": 2.0}}, "fillers.min_s must be below fillers.max_s"),
+    ({"voice": 3}, "section 'voice' must be a table"),
+    ({"spotting": {"cut_search_s": 0.0}}, "spotting.cut_search_s must be at least one 20 ms hop"),
+])
+def test_bad_settings_are_refused_with_the_key_named(data, message):
+    with pytest.raises(ModelSettingsError, match=re.escape(f"ops.json: {message}")):
+        from_mapping(data, "ops.json")
+
+
+def test_json_and_toml_files(tmp_path):
+    j = tmp_path / "m.json"
+    j.write_text(json.dumps({"signals": {"on_threshold": 0.7}, "voice": {"voicing_min": 0.6}}))
+    t = tmp_path / "m.toml"
+    t.write_text("[signals]\non_threshold = 0.7\n\n[voice]\nvoicing_min = 0.6\n")
+    for path in (j, t):
+        s = load(str(path))
+        assert s.signals.on_threshold == 0.7 and s.voice.voicing_min == 0.6
+        assert s.signals.off_threshold == 0.4  # the rest keeps its default
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[signals\n")
+    with pytest.raises(ModelSettingsError, match="bad.toml: not valid TOML"):
+        load(str(bad))
+    with pytest.raises(ModelSettingsError, match="cannot read it"):
+        load(str(tmp_path / "missing.json"))
+
+
+def _result(scores: list[float]) -> dict:
+    n = len(scores)
+    times = [k * STEP_SECONDS for k in range(n)]
+    signals = {s: [0.0] * n for s in SIGNAL_TYPES}
+    signals["confidence"] = scores
+    cue = {"modality": "paraverbal", "cue": "loudness", "value": -18.0, "start": 0.0, "end": n * STEP_SECONDS}
+    return {"start": 0.0, "end": n * STEP_SECONDS, "step": STEP_SECONDS, "times": times, "signals": signals,
+            "engagement": [0.0] * n, "disengagement": [0.0] * n,
+            "evidence": {"verbal": [0.0] * n, "paraverbal": [1.0] * n, "nonverbal": [1.0] * n},
+            "cues": [cue], "drivers": {s: (["loudness"] if s == "confidence" else []) for s in SIGNAL_TYPES},
+            "cqi": {d: {"value": 50.0, "weight": 0.0} for d in CQI_DIMENSIONS}, "degraded": []}
+
+
+def _detected(analysis: SessionAnalysis) -> list[str]:
+    events = analysis.commit(_result([0.7] * 16), 0.0, 8.0, feedback_dimensions=None)
+    return [e.data["signal_type"] for e in events if e.type == "signal.detected"]
+
+
+def test_operator_file_changes_the_sequencers_thresholds(tmp_path, monkeypatch):
+    assert _detected(SessionAnalysis()) == ["confidence"]  # 0.7 is over the default 0.6
+    path = tmp_path / "strict.json"
+    path.write_text(json.dumps({"signals": {"on_threshold": 0.8, "off_threshold": 0.5}}))
+    monkeypatch.setenv(ENV, str(path))
+    assert model_settings().signals.on_threshold == 0.8
+    assert _detected(SessionAnalysis()) == []
+
+
+def test_operator_file_changes_the_models_cues(tmp_path, monkeypatch, media):
+    w = media.window(0.0, 8.0, video=False)
+
+    def voiced(model: BaselineModel) -> float:
+        (r,) = model.analyze([w])
+        return sum(c["end"] - c["start"] for c in r["cues"] if c["cue"] == "voice_activity")
+
+    assert voiced(BaselineModel("cpu", asr="none", faces=False)) > 6.0
+    path = tmp_path / "deaf.toml"
+    path.write_text("[voice]\nmin_threshold_db = -5.0\n")  # nothing in the clip is that loud
+    monkeypatch.setenv(ENV, str(path))
+    assert voiced(BaselineModel("cpu", asr="none", faces=False)) == 0.0
+    # settings passed in win over the environment
+    assert voiced(BaselineModel("cpu", asr="none", faces=False, settings=ModelSettings())) > 6.0
+
+
+def test_readme_example_is_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block, "README has a TOML example of the model settings"
+    path = tmp_path / "example.toml"
+    path.write_text(block.group(1))
+    s = load(str(path))
+    assert s.signals.on_threshold == 0.65 and s.signals.min_on_steps == 3 and s.voice.voicing_min == 0.55

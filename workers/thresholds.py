@@ -1,0 +1,196 @@
+"""Cue thresholds and signal hysteresis: one typed settings object the operator can override.
+
+Defaults are the values the evaluation table was measured with. An operator changes
+them with a JSON or TOML file named by ``INTER1SRV_MODEL_SETTINGS`` (read once per
+process: the workers read the cue sections, the sequencer the ``signals`` section, so
+restart the server after editing it). Only the keys given change; an unknown section
+or key, a value of the wrong type or out of range, or an inconsistent pair (an
+``off_threshold`` above the ``on_threshold``) is refused with an error naming the file
+and the key. Example (TOML)::
+
+    [voice]
+    voicing_min = 0.55          # stricter voicing: noisier rooms
+
+    [signals]
+    on_threshold = 0.65
+    off_threshold = 0.45
+    min_on_steps = 3
+
+Sections: ``voice`` (voice activity, pauses, silences), ``prosody`` (rising pitch,
+speech rate), ``fillers`` (:mod:`workers.fillers`), ``spotting``
+(:mod:`workers.spotting`) and ``signals`` (the sequencer's on/off thresholds,
+hysteresis steps, probability bands and engagement states).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from workers.fillers import FillerSettings
+from workers.spotting import SpottingSettings
+
+ENV = "INTER1SRV_MODEL_SETTINGS"
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Voice activity per 20 ms hop (see :mod:`workers.baseline`) and the pauses between speech."""
+
+    voicing_min: float = 0.5  # normalised autocorrelation peak of a voiced hop
+    floor_percentile: float = 0.10  # the window's noise floor: this quantile of its hop levels
+    floor_cap_db: float = -40.0
+    above_floor_db: float = 10.0  # speech is this far above the floor...
+    min_threshold_db: float = -50.0  # ...and never below this level
+    min_voiced_hops: int = 3  # shorter voiced runs are dropped
+    bridge_s: float = 0.3  # gaps shorter than this inside speech are not pauses
+    long_silence_s: float = 2.0
+    chunk_s: float = 2.0  # speech regions are reported in chunks of at most this
+    min_stats_hops: int = 5  # voiced hops before loudness / pitch variation is reported
+
+
+@dataclass(frozen=True)
+class ProsodySettings:
+    rise_st: float = 2.0  # semitones: an utterance's last voiced hops over the dip before them
+    rise_tail: int = 4  # voiced hops at the end of the utterance
+    rise_look: int = 25  # the dip is searched in the last this-many voiced hops
+    rise_min_hops: int = 30  # voiced hops in the utterance
+    nucleus_db: float = 3.0  # a syllable nucleus: a level peak this far above the dips around it
+    nucleus_gap_s: float = 0.1
+    min_rate_s: float = 0.8  # speech seconds in a chunk before its rate is reported
+
+
+@dataclass
+class AnalysisSettings:
+    """Thresholds of the sequencer's signal, engagement and feedback logic."""
+
+    on_threshold: float = 0.6
+    off_threshold: float = 0.4
+    min_on_steps: int = 2
+    min_off_steps: int = 2
+    band_high: float = 0.75
+    band_medium: float = 0.55
+    engaged_on: float = 0.6
+    disengaged_on: float = 0.6
+    state_min_steps: int = 4
+    feedback_every_windows: int = 2
+    # an active signal moves down a band only once its score is this far below the boundary
+    band_margin: float = 0.03
+    # the current engagement state is kept until its score drops this far below its threshold
+    state_margin: float = 0.1
+    # at most this many cues are attached to one signal event
+    max_event_cues: int = 12
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    prosody: ProsodySettings = field(default_factory=ProsodySettings)
+    fillers: FillerSettings = field(default_factory=FillerSettings)
+    spotting: SpottingSettings = field(default_factory=SpottingSettings)
+    signals: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+
+class ModelSettingsError(ValueError):
+    """An operator's settings file that cannot be used (the message says where and why)."""
+
+
+UNIT = {  # fields whose value is a fraction or score in [0, 1]
+    "voicing_min", "floor_percentile", "on_threshold", "off_threshold", "band_high", "band_medium",
+    "engaged_on", "disengaged_on", "band_margin", "state_margin", "max_flux",
+}
+ANY_SIGN = {"floor_cap_db", "min_threshold_db", "above_floor_db"}  # levels in dB may be negative
+
+
+def _check_value(where: str, section: str, key: str, default: Any, value: Any) -> Any:
+    name = f"{section}.{key}"
+    if isinstance(default, bool) or isinstance(value, bool):
+        raise ModelSettingsError(f"{where}: {name} must be a number, not {value!r}")
+    if isinstance(default, int):
+        if not isinstance(value, int):
+            raise ModelSettingsError(f"{where}: {name} must be a whole number, not {value!r}")
+    elif not isinstance(value, int | float) or not math.isfinite(value):
+        raise ModelSettingsError(f"{where}: {name} must be a finite number, not {value!r}")
+    if key in UNIT and not 0.0 <= value <= 1.0:
+        raise ModelSettingsError(f"{where}: {name} must be within [0, 1], not {value!r}")
+    if key not in ANY_SIGN and value < 0:
+        raise ModelSettingsError(f"{where}: {name} must not be negative, not {value!r}")
+    return float(value) if isinstance(default, float) else value
+
+
+def _check_pairs(where: str, s: ModelSettings) -> None:
+    sig, fil, sp = s.signals, s.fillers, s.spotting
+    pairs = [
+        (sig.off_threshold <= sig.on_threshold, "signals.off_threshold must not exceed signals.on_threshold"),
+        (sig.band_medium <= sig.band_high, "signals.band_medium must not exceed signals.band_high"),
+        (sig.min_on_steps >= 1 and sig.min_off_steps >= 1 and sig.state_min_steps >= 1,
+         "signals.min_on_steps, min_off_steps and state_min_steps must be at least 1"),
+        (sig.feedback_every_windows >= 1, "signals.feedback_every_windows must be at least 1"),
+        (fil.min_s < fil.max_s, "fillers.min_s must be below fillers.max_s"),
+        (sp.cut_grid_s > 0, "spotting.cut_grid_s must be positive"),
+        (sp.cut_search_s >= 0.02, "spotting.cut_search_s must be at least one 20 ms hop"),
+        (s.voice.chunk_s >= 0.1 and s.voice.long_silence_s > 0, "voice.chunk_s and voice.long_silence_s must be positive"),
+        (sig.max_event_cues >= 1, "signals.max_event_cues must be at least 1"),
+        (s.prosody.rise_tail < s.prosody.rise_look <= s.prosody.rise_min_hops,
+         "prosody.rise_tail < prosody.rise_look <= prosody.rise_min_hops is required"),
+    ]
+    for ok, message in pairs:
+        if not ok:
+            raise ModelSettingsError(f"{where}: {message}")
+
+
+def from_mapping(data: Any, where: str = "model settings") -> ModelSettings:
+    """Defaults overridden by ``{section: {key: value}}``, validated."""
+    base = ModelSettings()
+    if not isinstance(data, dict):
+        raise ModelSettingsError(f"{where}: expected a table of sections, got {type(data).__name__}")
+    sections = {f.name: getattr(base, f.name) for f in fields(base)}
+    out: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in sections:
+            raise ModelSettingsError(f"{where}: unknown section {section!r} (known: {', '.join(sections)})")
+        if not isinstance(values, dict):
+            raise ModelSettingsError(f"{where}: section {section!r} must be a table of settings")
+        current = sections[section]
+        assert is_dataclass(current)
+        known = {f.name: getattr(current, f.name) for f in fields(current)}
+        changes = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ModelSettingsError(f"{where}: unknown setting {section}.{key} (known: {', '.join(known)})")
+            changes[key] = _check_value(where, section, key, known[key], value)
+        out[section] = replace(current, **changes)
+    settings = replace(base, **out)
+    _check_pairs(where, settings)
+    return settings
+
+
+def load(path: str | None = None) -> ModelSettings:
+    """The settings of ``path`` (JSON, or TOML by its ``.toml`` suffix), or the defaults when None."""
+    if not path:
+        return ModelSettings()
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ModelSettingsError(f"{ENV}={path}: cannot read it ({exc.strerror or exc})") from exc
+    try:
+        data = tomllib.loads(raw.decode()) if path.endswith(".toml") else json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ModelSettingsError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {exc}") from exc
+    return from_mapping(data, path)
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str) -> ModelSettings:
+    return load(path)
+
+
+def model_settings() -> ModelSettings:
+    """This process's settings: ``$INTER1SRV_MODEL_SETTINGS`` or the defaults (read once per path)."""
+    return _cached(os.environ.get(ENV, ""))
