@@ -34,6 +34,9 @@ vertical_oscillation    nonverbal   Hz: the moving region oscillates up-down at 
 horizontal_oscillation  nonverbal   Hz: the same, left-right (consistent with a head shake)
 ======================  ==========  ==============================================================
 
+The numbers in the table are the defaults of the operator's settings (:mod:`workers.thresholds`:
+the ``voice``, ``fillers`` and ``motion`` sections; the face cues' thresholds are its ``face`` section).
+
 Voice activity: a 20 ms frame is voiced when its level exceeds an adaptive
 threshold, ``max(min(floor, -40) + 10, -50)`` dBFS with ``floor`` the 10th
 percentile of the window's frame levels, AND its normalised autocorrelation
@@ -88,24 +91,18 @@ from workers.features import (
 )
 from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
-from workers.thresholds import ModelSettings, model_settings
+from workers.thresholds import ModelSettings, MotionSettings, model_settings
 
 HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
 
-# voice activity, pauses, prosody, filled pauses and spotting: the operator's settings
-# (``workers.thresholds``: VoiceSettings, ProsodySettings, FillerSettings, SpottingSettings)
-CHUNK_S = 2.0  # motion chunks (speech regions are chunked by VoiceSettings.chunk_s)
+# voice activity, pauses, prosody, filled pauses, spotting, face and motion cues: the operator's
+# settings (``workers.thresholds``: VoiceSettings, ProsodySettings, FillerSettings, SpottingSettings,
+# FaceSettings, MotionSettings)
 
-# video
-MAX_PAIR_DT = 0.5
+# evidence and coverage bookkeeping (what counts as missing media; not cue thresholds)
 FRAME_HOLD_S = 0.25  # a frame stands for +/- this much time (evidence, gaps)
-STILL_LEVEL = 0.6
-MIN_STILL_S = 1.0
 VIDEO_GAP_S = 1.0
 AUDIO_GAP_S = 0.05
-OSC_MIN_RMS = 1.0  # px (80x60) per 0.1 s
-OSC_AXIS_RATIO = 3.0
-OSC_HZ = (1.5, 4.5)
 
 EPS = 1e-6
 PARAVERBAL_CUES = (
@@ -190,7 +187,8 @@ class BaselineModel:
         self.face: FaceTracker | MtcnnTracker | None = None
         if faces:  # True: $INTER1SRV_FACE or auto; or "haar" / "mtcnn" / "auto"
             try:
-                self.face = make_tracker(None if faces is True else str(faces), self.device)
+                self.face = make_tracker(None if faces is True else str(faces), self.device,
+                                         settings=self.settings.face)
             except ImportError:  # OpenCV missing: no face cues, evidence says so
                 self.face = None
 
@@ -279,7 +277,7 @@ class BaselineModel:
         for i, g in enumerate(grays):
             gray[i, : g.shape[0]] = g
             d = dts[i].astype(np.float32)
-            dt[i, : d.size] = np.where((d > 0) & (d <= MAX_PAIR_DT), d, 0.0)
+            dt[i, : d.size] = np.where((d > 0) & (d <= self.settings.motion.max_pair_dt), d, 0.0)
         feats = motion_features(gray, torch.from_numpy(dt).to(self._device))
         host = {k: v.cpu().numpy() for k, v in feats.items()}
         out: list[dict | None] = []
@@ -329,7 +327,7 @@ class BaselineModel:
         if self.face is not None and w.frames.shape[0] > 0:
             if recs is None:
                 recs = self.face.frames(w.session_id, w.frames, ft)
-            fc, no_face = face_cues(recs, start, end)
+            fc, no_face = face_cues(recs, start, end, cfg=self.settings.face)
             cues += fc
             if no_face:
                 # wire reason "video_gap" (partial visual coverage): the official SDK accepts no other
@@ -347,7 +345,7 @@ class BaselineModel:
         cues.sort(key=lambda c: (c["start"], c["end"], c["cue"]))
 
         signals, eng, dis, drivers = self._scores(cues, times, start, end)
-        cqi = self._cqi(cues, ev_a, ev_v, ev_w)
+        cqi = self._cqi(cues, ev_a, ev_v, ev_w, still_level=self.settings.motion.still_level)
         return {
             "start": start,
             "end": end,
@@ -477,6 +475,7 @@ class BaselineModel:
         return out, spotting.decoded_coverage(pieces)
 
     def _video_cues(self, v: dict, start: float, end: float) -> list[Cue]:
+        cfg = self.settings.motion
         times, dt, motion = v["times"], v["dt"], v["motion"]
         pair_ok = dt > 0
         cues: list[Cue] = []
@@ -496,38 +495,39 @@ class BaselineModel:
         def pe(i: int) -> float:
             return float(np.clip(times[i + 1], start, end))
 
-        max_pairs = max(2, int(round(CHUNK_S / MOTION_REF_DT)))
+        max_pairs = max(2, int(round(cfg.chunk_s / MOTION_REF_DT)))
         for s, e in _runs(pair_ok):
             for cs, ce in _chunks(s, e, max_pairs):
                 if pe(ce - 1) - ps(cs) <= EPS:
                     continue
                 level = float(np.mean(smooth[cs:ce]))
                 cues.append(_cue("nonverbal", "motion_energy", level, ps(cs), pe(ce - 1)))
-                osc = self._oscillation(v["dx"][cs:ce], v["dy"][cs:ce], pe(ce - 1) - ps(cs), level)
+                osc = self._oscillation(v["dx"][cs:ce], v["dy"][cs:ce], pe(ce - 1) - ps(cs), level, cfg)
                 if osc is not None:
                     cues.append(_cue("nonverbal", osc[0], osc[1], ps(cs), pe(ce - 1)))
-            for ss, se in _runs(smooth[s:e] < STILL_LEVEL):
+            for ss, se in _runs(smooth[s:e] < cfg.still_level):
                 a, b = ps(s + ss), pe(s + se - 1)
-                if b - a >= MIN_STILL_S - EPS:
+                if b - a >= cfg.min_still_s - EPS:
                     cues.append(_cue("nonverbal", "stillness", b - a, a, b))
         return cues
 
     @staticmethod
-    def _oscillation(dx: np.ndarray, dy: np.ndarray, seconds: float, level: float) -> tuple[str, float] | None:
-        if level < STILL_LEVEL or dx.size < 6 or seconds <= 0:
+    def _oscillation(dx: np.ndarray, dy: np.ndarray, seconds: float, level: float,
+                     cfg: MotionSettings) -> tuple[str, float] | None:
+        if level < cfg.still_level or dx.size < 6 or seconds <= 0:
             return None
         ex, ey = float(np.mean(dx**2)), float(np.mean(dy**2))
-        if ey >= OSC_AXIS_RATIO * ex:
+        if ey >= cfg.osc_axis_ratio * ex:
             name, vel = "vertical_oscillation", dy
-        elif ex >= OSC_AXIS_RATIO * ey:
+        elif ex >= cfg.osc_axis_ratio * ey:
             name, vel = "horizontal_oscillation", dx
         else:
             return None
         rms = math.sqrt(max(ex, ey))
-        if rms < OSC_MIN_RMS:
+        if rms < cfg.osc_min_rms:
             return None
         hz = reversal_hz(vel, rms, seconds)
-        if hz is None or not OSC_HZ[0] <= hz <= OSC_HZ[1]:
+        if hz is None or not cfg.osc_min_hz <= hz <= cfg.osc_max_hz:
             return None
         return name, hz
 
@@ -572,7 +572,7 @@ class BaselineModel:
         pz = _ramp(pause_cov, 0.05, 0.3)
         sil, sil_len = self._raster(cues, "long_silence", lo2, hi2)
         _, mot = self._raster(cues, "motion_energy", lo2, hi2)
-        mot_n = _ramp(mot, STILL_LEVEL, 3.0)
+        mot_n = _ramp(mot, self.settings.motion.still_level, 3.0)
         mot_hi = _ramp(mot, 2.0, 5.0)
         still, _ = self._raster(cues, "stillness", lo2, hi2)
         osc_v, _ = self._raster(cues, "vertical_oscillation", lo2, hi2)
@@ -680,7 +680,8 @@ class BaselineModel:
         return signals, signals["engagement"], signals["disengagement"], drivers
 
     @staticmethod
-    def _cqi(cues: list[Cue], ev_a: np.ndarray, ev_v: np.ndarray, ev_w: np.ndarray | None = None) -> dict:
+    def _cqi(cues: list[Cue], ev_a: np.ndarray, ev_v: np.ndarray, ev_w: np.ndarray | None = None, *,
+             still_level: float = MotionSettings.still_level) -> dict:
         def wmean(name: str) -> float | None:
             sel = [c for c in cues if c["cue"] == name]
             dur = sum(c["end"] - c["start"] for c in sel)
@@ -715,7 +716,7 @@ class BaselineModel:
             parts.append(0.6 * min(1.0, speech_s / audio_s) + 0.4 * pvar_n)
             weights.append(mean_a)
         if video_s > 0 and any(c["cue"] == "motion_energy" for c in cues):
-            parts.append(float(_ramp(np.array(wmean("motion_energy")), STILL_LEVEL, 3.0)))
+            parts.append(float(_ramp(np.array(wmean("motion_energy")), still_level, 3.0)))
             weights.append(mean_v)
         if weights and sum(weights) > 0:
             value = sum(p * w for p, w in zip(parts, weights, strict=True)) / sum(weights)

@@ -55,16 +55,50 @@ from workers.signal_shapes import runs as _runs
 if TYPE_CHECKING:
     from workers.mtcnn import Faces
 
+# Cost knobs and detector internals (not operator settings: they trade CPU for tracking quality
+# and fix the cache's chain structure; the behavioural thresholds are FaceSettings below)
 DETECT_EVERY = 3  # ROI detection cadence while a face is tracked (frames)
 FULL_EVERY = 5  # full-frame detection cadence while no face is known (frames)
-TRACK_MIN_SCORE = 0.55
-SKIN_TURNED = 0.20  # skin fraction in the last face box that means "head still there"
-SKIN_GLOBAL = 0.005  # skin fraction of the whole frame (about a 20x20 px region) when no face is known
+TRACK_MIN_SCORE = 0.55  # Haar template tracking: correlation needed to follow the face
 MIN_FACE = 24
 MAX_GAP_S = 0.5  # a cached previous frame further back than this does not seed tracking
 CACHE_SESSIONS = 64
 CACHE_SECONDS = 45.0
 STATE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """Face-cue thresholds: the ``face`` section of :class:`workers.thresholds.ModelSettings`.
+
+    The trackers use the ``turned`` / ``absent`` tests (a tracker's records are cached per
+    session, so one tracker keeps one settings object for its life); :func:`face_cues` the rest.
+    """
+
+    # turned or absent (the trackers)
+    turned_eye_ratio: float = 0.8  # MTCNN: eye distance / eye-to-mouth distance below this = turned (~40 deg yaw)
+    skin_turned: float = 0.20  # skin fraction in the last face box that means "head still there" (turned)
+    skin_global: float = 0.005  # skin fraction of the whole frame (about 20x20 px) when no face is known
+    count_min_score: float = 0.95  # MTCNN: a second face counts in ``faces`` only from this O-net score
+    # nod / shake: an oscillation of the face centre within a chunk of ``chunk_s``
+    nod_min_amp: float = 0.03  # amplitude as a fraction of face size
+    nod_min_hz: float = 1.0
+    nod_max_hz: float = 4.5
+    osc_axis_ratio: float = 2.0  # RMS along the axis over RMS across it
+    chunk_s: float = 2.0  # face_present / nod / shake episodes: frontal runs cut into chunks of about this
+    # lean: face size over the median face size of the window's first ``lean_ref_s`` seconds
+    lean_in: float = 1.15
+    lean_back: float = 0.87
+    lean_ref_s: float = 5.0
+    lean_ref_min_frames: int = 15
+    lean_min_s: float = 1.0
+    away_min_s: float = 0.5  # look_away and face_absent episodes
+    no_face_min_s: float = 1.0  # a no-face range reported in coverage.degraded
+    tilt_min_deg: float = 10.0  # head_tilt: |roll| of the eye line (landmarks only)...
+    tilt_min_s: float = 1.0  # ...held on one side this long
+
+
+DEFAULT_FACE = FaceSettings()
 
 
 @dataclass
@@ -141,7 +175,7 @@ class FaceTracker:
 
     kind = "haar"
 
-    def __init__(self, cache: FaceCache | None = None) -> None:
+    def __init__(self, cache: FaceCache | None = None, *, settings: FaceSettings | None = None) -> None:
         import cv2
 
         self._cv2 = cv2
@@ -151,6 +185,7 @@ class FaceTracker:
         if self._cascade.empty():  # pragma: no cover - broken install
             raise RuntimeError(f"cannot load {path}")
         self.cache = cache or FaceCache()
+        self.settings = settings or DEFAULT_FACE
 
     # ------------------------------------------------------------- detection
     def _detect(self, gray: np.ndarray, box: tuple[float, float, float] | None) -> list[tuple[float, float, float]]:
@@ -279,7 +314,7 @@ class FaceTracker:
         return rec, _TrackState(float(t), index, box, template, last_box, state, faces)
 
     def _turned_or_absent(self, rgb: np.ndarray, last_box: tuple[float, float, float] | None) -> str:
-        return _turned_or_absent(rgb, last_box)
+        return _turned_or_absent(rgb, last_box, self.settings)
 
     def frames_batch(self, items: list[tuple[str, np.ndarray, np.ndarray]]) -> list[list[FaceFrame]]:
         """:meth:`frames` for each (session id, frames, times) of a batch, in order."""
@@ -329,21 +364,19 @@ class FaceTracker:
         return out
 
 
-def _turned_or_absent(rgb: np.ndarray, last_box: tuple[float, float, float] | None) -> str:
+def _turned_or_absent(rgb: np.ndarray, last_box: tuple[float, float, float] | None, cfg: FaceSettings) -> str:
     """No face found: "turned" if a face-sized skin region remains (where the face was), else "absent"."""
     if last_box is None:  # chain start: any face-sized skin region in the frame
         h, w = rgb.shape[:2]
-        return "turned" if FaceTracker._skin_fraction(rgb[::2, ::2], (w / 4, h / 4, max(h, w) / 2)) >= SKIN_GLOBAL \
-            else "absent"
+        skin = FaceTracker._skin_fraction(rgb[::2, ::2], (w / 4, h / 4, max(h, w) / 2))
+        return "turned" if skin >= cfg.skin_global else "absent"
     cx, cy, size = last_box
     grown = (cx, cy, size * 1.3)
-    return "turned" if FaceTracker._skin_fraction(rgb, grown) >= SKIN_TURNED else "absent"
+    return "turned" if FaceTracker._skin_fraction(rgb, grown) >= cfg.skin_turned else "absent"
 
 
 # ---------------------------------------------------------------- MTCNN path
-FACE_PER_EYE_MOUTH = 2.9  # MTCNN face box height over the eye-to-mouth distance (frontal faces)
-TURNED_EYE_RATIO = 0.8  # eye distance / eye-to-mouth distance below this: the head turned (~40 deg yaw)
-COUNT_MIN_SCORE = 0.95  # a second face counts in ``faces`` only from this O-net score
+FACE_PER_EYE_MOUTH = 2.9  # MTCNN face box height over the eye-to-mouth distance (frontal faces; a calibration)
 
 
 @dataclass
@@ -383,19 +416,21 @@ class MtcnnTracker:
     Landmarks give the position (their centroid), the face size (``FACE_PER_EYE_MOUTH`` x the
     eye-to-mouth distance, steadier than the box), the roll from the eye line, and the yaw
     sign used for ``turned``: the eyes foreshortened against the eye-to-mouth distance
-    (``eye_ratio`` < ``TURNED_EYE_RATIO``), which the corpus's look-away exercises. The nose's
+    (``eye_ratio`` < ``FaceSettings.turned_eye_ratio``), which the corpus's look-away exercises. The nose's
     offset from the eye midline is recorded (``nose_offset``) but not used: a flat photo cannot
     script it, so it is not evaluated. No face at all: the skin test of :class:`FaceTracker`.
     """
 
     kind = "mtcnn"
 
-    def __init__(self, device: str = "cpu", cache: FaceCache | None = None, *, min_face: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", cache: FaceCache | None = None, *, min_face: int | None = None,
+                 settings: FaceSettings | None = None) -> None:
         from workers.mtcnn import MIN_FACE as MTCNN_MIN_FACE
         from workers.mtcnn import Mtcnn
 
         self.net = Mtcnn(device, min_face=min_face or MTCNN_MIN_FACE)
         self.cache = cache or FaceCache()
+        self.settings = settings or DEFAULT_FACE
         if self.net.device.type == "cuda":
             self.net.warm_up()
 
@@ -406,13 +441,14 @@ class MtcnnTracker:
     def _record(self, rgb: np.ndarray, t: float, prev: _MtcnnState | None, index: int, found: Faces,
                 full: bool) -> tuple[FaceFrame, _MtcnnState]:
         """The record of one frame from what the detector (``full``) or the O-net tracker found."""
+        cfg = self.settings
         faces = prev.faces if prev is not None else 0
         last_box = prev.last_box if prev is not None else None
         if full:  # faces counted: the largest plus any other confident detection
-            faces = min(len(found.boxes), 1 + int((found.scores[1:] >= COUNT_MIN_SCORE).sum()))
+            faces = min(len(found.boxes), 1 + int((found.scores[1:] >= cfg.count_min_score).sum()))
         if len(found.boxes):
             m = landmark_measures(found.landmarks[0])
-            turned = m["eye_ratio"] < TURNED_EYE_RATIO
+            turned = m["eye_ratio"] < cfg.turned_eye_ratio
             state = "turned" if turned else "frontal"
             rec = FaceFrame(t=t, state=state, faces=faces if state == "frontal" else 0, detected=full,
                             roll=m["roll"], eye_ratio=m["eye_ratio"], nose_offset=m["nose_offset"])
@@ -420,7 +456,7 @@ class MtcnnTracker:
                 rec.cx, rec.cy, rec.size = m["cx"], m["cy"], m["size"]
             last_box = (m["cx"], m["cy"], m["size"])
             return rec, _MtcnnState(t, index, found.boxes[0].copy(), last_box, state, faces)
-        state = _turned_or_absent(rgb, last_box)
+        state = _turned_or_absent(rgb, last_box, cfg)
         return FaceFrame(t=t, state=state, detected=full), _MtcnnState(t, index, None, last_box, state, 0)
 
     def frames_batch(self, items: list[tuple[str, np.ndarray, np.ndarray]]) -> list[list[FaceFrame]]:
@@ -550,11 +586,11 @@ CPU_DEFAULT = "mtcnn"
 log = logging.getLogger("inter1srv.worker")
 
 
-def make_tracker(kind: str | None = None, device: str = "cpu", cache: FaceCache | None = None,
-                 ) -> FaceTracker | MtcnnTracker:
+def make_tracker(kind: str | None = None, device: str = "cpu", cache: FaceCache | None = None, *,
+                 settings: FaceSettings | None = None) -> FaceTracker | MtcnnTracker:
     """The face tracker ``kind`` names (default ``$INTER1SRV_FACE``, else ``auto``): ``haar``,
-    ``mtcnn``, or ``auto`` (MTCNN on CUDA, ``CPU_DEFAULT`` on the CPU). MTCNN without its weights
-    falls back to Haar and logs why."""
+    ``mtcnn``, or ``auto`` (MTCNN on CUDA, ``CPU_DEFAULT`` on the CPU), with the ``face`` settings
+    (default: :class:`FaceSettings`). MTCNN without its weights falls back to Haar and logs why."""
     name = (kind or os.environ.get(FACE_ENV) or "auto").strip().lower()
     if name not in ("auto", "haar", "mtcnn"):
         raise ValueError(f"{FACE_ENV}={name!r}: expected haar, mtcnn or auto")
@@ -564,29 +600,15 @@ def make_tracker(kind: str | None = None, device: str = "cpu", cache: FaceCache 
         from workers.mtcnn import WeightsMissing
 
         try:
-            return MtcnnTracker(device, cache)
+            return MtcnnTracker(device, cache, settings=settings)
         except WeightsMissing as exc:
             log.warning("MTCNN face detector unavailable (%s); falling back to the OpenCV Haar detector", exc)
-    return FaceTracker(cache)
+    return FaceTracker(cache, settings=settings)
 
 
-# ---------------------------------------------------------------------- cues
-NOD_MIN_AMP = 0.03  # oscillation amplitude as a fraction of face size
-NOD_HZ = (1.0, 4.5)
-OSC_AXIS = 2.0
-OSC_CHUNK_S = 2.0
-# lean: face size over the median face size of the window's first LEAN_REF_S seconds
-LEAN_IN, LEAN_BACK = 1.15, 0.87
-LEAN_REF_S = 5.0
-LEAN_REF_MIN_FRAMES = 15
-LEAN_MIN_S = 1.0
-AWAY_MIN_S = 0.5
-NO_FACE_MIN_S = 1.0
-TILT_MIN_DEG = 10.0  # |roll| of the eye line (landmarks only)
-TILT_MIN_S = 1.0
-
-
-def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float) -> tuple[int, float, float] | None:
+# ---------------------------------------------------------------------- cues (thresholds: FaceSettings)
+def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float,
+                 cfg: FaceSettings) -> tuple[int, float, float] | None:
     """(count, hz, amplitude as a fraction of face size) of an oscillation along ``pos``, or None."""
     if pos.size < 8 or seconds <= 0:
         return None
@@ -595,26 +617,30 @@ def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float
     o = other - np.polyval(np.polyfit(k, other, 1), k)
     rp, ro = float(np.sqrt(np.mean(p**2))), float(np.sqrt(np.mean(o**2)))
     amp = rp * math.sqrt(2.0) / max(size, 1.0)
-    if amp < NOD_MIN_AMP or rp < OSC_AXIS * ro:
+    if amp < cfg.nod_min_amp or rp < cfg.osc_axis_ratio * ro:
         return None
     hz = reversal_hz(p, rp, seconds)
-    if hz is None or not NOD_HZ[0] <= hz <= NOD_HZ[1]:
+    if hz is None or not cfg.nod_min_hz <= hz <= cfg.nod_max_hz:
         return None
     return max(1, int(round(hz * seconds))), hz, amp
 
 
-def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.05) -> tuple[list[dict], list[tuple[float, float]]]:
+def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.05, *,
+              cfg: FaceSettings = DEFAULT_FACE) -> tuple[list[dict], list[tuple[float, float]]]:
     """Nonverbal face cues of one window, and the ranges with video but no frontal face.
+
+    Thresholds come from ``cfg`` (the model passes its ``face`` settings; the field names
+    below are :class:`FaceSettings` fields).
 
     Cue values: ``face_present`` faces in frame (participant 0 is tracked);
     ``head_nod`` / ``head_shake`` nods (cycles) in the episode, with ``rate_hz`` and
     ``amplitude`` (fraction of the face size); ``look_away`` and ``face_absent``
     seconds; ``lean_in`` / ``lean_back`` face size over the reference size; ``head_tilt`` the median
-    roll in degrees (signed, + = the image-right eye lower) of a run of at least ``TILT_MIN_S`` with
-    ``|roll| >= TILT_MIN_DEG`` on the same side (only where landmarks measured the roll: MTCNN).
+    roll in degrees (signed, + = the image-right eye lower) of a run of at least ``tilt_min_s`` with
+    ``|roll| >= tilt_min_deg`` on the same side (only where landmarks measured the roll: MTCNN).
 
     Lean is a change of face size against a reference taken inside the window (the median
-    frontal face size over its first ``LEAN_REF_S`` seconds), not against a per-session
+    frontal face size over its first ``lean_ref_s`` seconds), not against a per-session
     running baseline: windows are analysed statelessly by any worker, and a baseline built
     from whatever a worker happened to cache would make results depend on scheduling. So a
     lean is reported for the first seconds after it happens, not as a lasting posture (a
@@ -652,9 +678,9 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     no_face: list[tuple[float, float]] = []
     for i, j in _split(~frontal):
         s, e = span(i, j)
-        if e - s >= NO_FACE_MIN_S - 1e-6:
+        if e - s >= cfg.no_face_min_s - 1e-6:
             no_face.append((s, e))
-    for name, st, min_s in (("look_away", "turned", AWAY_MIN_S), ("face_absent", "absent", AWAY_MIN_S)):
+    for name, st, min_s in (("look_away", "turned", cfg.away_min_s), ("face_absent", "absent", cfg.away_min_s)):
         for i, j in _split(state == st):
             s, e = span(i, j)
             if e - s >= min_s - 1e-6:
@@ -665,14 +691,14 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     faces = np.array([r.faces for r in recs])
     roll = np.array([r.roll for r in recs])
     measured = frontal & np.isfinite(roll)
-    for mask in (measured & (roll >= TILT_MIN_DEG), measured & (roll <= -TILT_MIN_DEG)):
+    for mask in (measured & (roll >= cfg.tilt_min_deg), measured & (roll <= -cfg.tilt_min_deg)):
         for i, j in _split(mask):
             s, e = span(i, j)
-            if e - s >= TILT_MIN_S - 1e-6:
+            if e - s >= cfg.tilt_min_s - 1e-6:
                 cues.append(cue("head_tilt", float(np.median(roll[i:j])), s, e))
-    ref_sel = frontal & (t < start + LEAN_REF_S)
-    reference = float(np.median(size[ref_sel])) if ref_sel.sum() >= LEAN_REF_MIN_FRAMES else 0.0
-    step = max(4, int(round(OSC_CHUNK_S / max(float(dt), 1e-3))))
+    ref_sel = frontal & (t < start + cfg.lean_ref_s)
+    reference = float(np.median(size[ref_sel])) if ref_sel.sum() >= cfg.lean_ref_min_frames else 0.0
+    step = max(4, int(round(cfg.chunk_s / max(float(dt), 1e-3))))
     for i, j in _split(frontal):
         n = j - i
         chunks = max(1, int(round(n / step)))
@@ -684,17 +710,17 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
             cues.append(cue("face_present", max(1, int(faces[a:b].max())), s, e))
             med = float(np.median(size[a:b]))
             seconds = float(t[b - 1] - t[a]) + float(dt)
-            nod = _oscillation(cy[a:b], cx[a:b], med, seconds)
+            nod = _oscillation(cy[a:b], cx[a:b], med, seconds, cfg)
             if nod is not None:
                 cues.append(cue("head_nod", nod[0], s, e, rate_hz=nod[1], amplitude=nod[2]))
-            shake = _oscillation(cx[a:b], cy[a:b], med, seconds)
+            shake = _oscillation(cx[a:b], cy[a:b], med, seconds, cfg)
             if shake is not None:
                 cues.append(cue("head_shake", shake[0], s, e, rate_hz=shake[1], amplitude=shake[2]))
         if reference > 0:
             ratio = size[i:j] / reference
-            for name, mask in (("lean_in", ratio >= LEAN_IN), ("lean_back", ratio <= LEAN_BACK)):
+            for name, mask in (("lean_in", ratio >= cfg.lean_in), ("lean_back", ratio <= cfg.lean_back)):
                 for a, b in _runs(mask):
                     s, e = span(i + a, i + b)
-                    if e - s >= LEAN_MIN_S - 1e-6:
+                    if e - s >= cfg.lean_min_s - 1e-6:
                         cues.append(cue(name, float(np.median(ratio[a:b])), s, e))
     return cues, no_face

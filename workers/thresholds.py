@@ -18,8 +18,18 @@ and the key. Example (TOML)::
 
 Sections: ``voice`` (voice activity, pauses, silences), ``prosody`` (rising pitch,
 speech rate), ``fillers`` (:mod:`workers.fillers`), ``spotting``
-(:mod:`workers.spotting`) and ``signals`` (the sequencer's on/off thresholds,
-hysteresis steps, probability bands and engagement states).
+(:mod:`workers.spotting`), ``face`` (:class:`workers.face.FaceSettings`: turned / absent,
+nods and shakes, lean, look-away, head tilt), ``motion`` (the frame-difference cues of
+:mod:`workers.baseline`: motion energy chunks, stillness, vertical / horizontal
+oscillation) and ``signals`` (the sequencer's on/off thresholds, hysteresis steps,
+probability bands and engagement states).
+
+Left as module constants, not settings: cost knobs and detector internals (the face
+trackers' detection cadences ``DETECT_EVERY`` / ``FULL_EVERY``, Haar's template-tracking
+score, minimum face size, the per-session cache sizes, the chain gap ``MAX_GAP_S`` that
+the cache's chains depend on, MTCNN's landmark-to-face-size calibration) and the
+evidence / coverage bookkeeping of :mod:`workers.baseline` (``FRAME_HOLD_S``,
+``VIDEO_GAP_S``, ``AUDIO_GAP_S``: what counts as missing media, not a cue threshold).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+from workers.face import FaceSettings
 from workers.fillers import FillerSettings
 from workers.spotting import SpottingSettings
 
@@ -65,6 +76,20 @@ class ProsodySettings:
     min_rate_s: float = 0.8  # speech seconds in a chunk before its rate is reported
 
 
+@dataclass(frozen=True)
+class MotionSettings:
+    """Frame-difference cues per 0.1 s of 80x60 grey frames (see :mod:`workers.baseline`)."""
+
+    max_pair_dt: float = 0.5  # s: consecutive frames further apart than this are not compared
+    chunk_s: float = 2.0  # motion_energy (and oscillation) episodes: runs of frame pairs cut into chunks
+    still_level: float = 0.6  # grey levels per pixel: motion_energy below this is still (and scores 0)
+    min_still_s: float = 1.0  # stillness episodes
+    osc_min_rms: float = 1.0  # px (80x60) per 0.1 s: the moving region's velocity
+    osc_axis_ratio: float = 3.0  # energy along the axis over energy across it
+    osc_min_hz: float = 1.5
+    osc_max_hz: float = 4.5
+
+
 @dataclass
 class AnalysisSettings:
     """Thresholds of the sequencer's signal, engagement and feedback logic."""
@@ -93,6 +118,8 @@ class ModelSettings:
     prosody: ProsodySettings = field(default_factory=ProsodySettings)
     fillers: FillerSettings = field(default_factory=FillerSettings)
     spotting: SpottingSettings = field(default_factory=SpottingSettings)
+    face: FaceSettings = field(default_factory=FaceSettings)
+    motion: MotionSettings = field(default_factory=MotionSettings)
     signals: AnalysisSettings = field(default_factory=AnalysisSettings)
 
 
@@ -103,6 +130,7 @@ class ModelSettingsError(ValueError):
 UNIT = {  # fields whose value is a fraction or score in [0, 1]
     "voicing_min", "floor_percentile", "on_threshold", "off_threshold", "band_high", "band_medium",
     "engaged_on", "disengaged_on", "band_margin", "state_margin", "max_flux",
+    "skin_turned", "skin_global", "count_min_score",
 }
 ANY_SIGN = {"floor_cap_db", "min_threshold_db", "above_floor_db"}  # levels in dB may be negative
 
@@ -124,7 +152,7 @@ def _check_value(where: str, section: str, key: str, default: Any, value: Any) -
 
 
 def _check_pairs(where: str, s: ModelSettings) -> None:
-    sig, fil, sp = s.signals, s.fillers, s.spotting
+    sig, fil, sp, fa, mo = s.signals, s.fillers, s.spotting, s.face, s.motion
     pairs = [
         (sig.off_threshold <= sig.on_threshold, "signals.off_threshold must not exceed signals.on_threshold"),
         (sig.band_medium <= sig.band_high, "signals.band_medium must not exceed signals.band_high"),
@@ -138,6 +166,12 @@ def _check_pairs(where: str, s: ModelSettings) -> None:
         (sig.max_event_cues >= 1, "signals.max_event_cues must be at least 1"),
         (s.prosody.rise_tail < s.prosody.rise_look <= s.prosody.rise_min_hops,
          "prosody.rise_tail < prosody.rise_look <= prosody.rise_min_hops is required"),
+        (fa.nod_min_hz < fa.nod_max_hz, "face.nod_min_hz must be below face.nod_max_hz"),
+        (fa.lean_back < 1.0 < fa.lean_in, "face.lean_back must be below 1 and face.lean_in above 1"),
+        (fa.tilt_min_deg <= 90.0, "face.tilt_min_deg must be within [0, 90]"),
+        (fa.chunk_s > 0 and fa.lean_ref_s > 0, "face.chunk_s and face.lean_ref_s must be positive"),
+        (mo.osc_min_hz < mo.osc_max_hz, "motion.osc_min_hz must be below motion.osc_max_hz"),
+        (mo.max_pair_dt > 0 and mo.chunk_s > 0, "motion.max_pair_dt and motion.chunk_s must be positive"),
     ]
     for ok, message in pairs:
         if not ok:

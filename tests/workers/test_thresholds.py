@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from inter1srv.sequencer.analysis import AnalysisSettings, SessionAnalysis
 from workers.baseline import BaselineModel
 from workers.contract import CQI_DIMENSIONS, SIGNAL_TYPES, STEP_SECONDS
-from workers.thresholds import ENV, ModelSettings, ModelSettingsError, from_mapping, load, model_settings
+from workers.face import FaceFrame, FaceSettings, face_cues
+from workers.thresholds import (
+    ENV,
+    ModelSettings,
+    ModelSettingsError,
+    MotionSettings,
+    from_mapping,
+    load,
+    model_settings,
+)
 
 
 def test_defaults_are_the_measured_values():
@@ -19,6 +29,10 @@ def test_defaults_are_the_measured_values():
     assert (s.prosody.rise_st, s.fillers.max_flux, s.spotting.overlap_s) == (2.0, 0.07, 0.4)
     assert s.signals == AnalysisSettings()
     assert (s.signals.on_threshold, s.signals.off_threshold, s.signals.band_high) == (0.6, 0.4, 0.75)
+    assert (s.face.nod_min_amp, s.face.nod_min_hz, s.face.nod_max_hz, s.face.osc_axis_ratio) == (0.03, 1.0, 4.5, 2.0)
+    assert (s.face.lean_in, s.face.lean_back, s.face.tilt_min_deg, s.face.turned_eye_ratio) == (1.15, 0.87, 10.0, 0.8)
+    assert s.face == FaceSettings() and s.motion == MotionSettings()
+    assert (s.motion.still_level, s.motion.min_still_s, s.motion.osc_min_hz, s.motion.osc_max_hz) == (0.6, 1.0, 1.5, 4.5)
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -33,6 +47,16 @@ def test_defaults_are_the_measured_values():
     ({"fillers": {"min_s": 2.0}}, "fillers.min_s must be below fillers.max_s"),
     ({"voice": 3}, "section 'voice' must be a table"),
     ({"spotting": {"cut_search_s": 0.0}}, "spotting.cut_search_s must be at least one 20 ms hop"),
+    ({"face": {"nod_min_amp": -0.01}}, "face.nod_min_amp must not be negative"),
+    ({"face": {"skin_turned": 1.5}}, "face.skin_turned must be within [0, 1]"),
+    ({"face": {"lean_ref_min_frames": 2.5}}, "face.lean_ref_min_frames must be a whole number"),
+    ({"face": {"nod_amp": 0.05}}, "unknown setting face.nod_amp"),
+    ({"face": {"nod_min_hz": 5.0}}, "face.nod_min_hz must be below face.nod_max_hz"),
+    ({"face": {"lean_in": 0.9}}, "face.lean_back must be below 1 and face.lean_in above 1"),
+    ({"face": {"tilt_min_deg": 120.0}}, "face.tilt_min_deg must be within [0, 90]"),
+    ({"motion": {"still_level": "low"}}, "motion.still_level must be a finite number"),
+    ({"motion": {"osc_max_hz": 1.0}}, "motion.osc_min_hz must be below motion.osc_max_hz"),
+    ({"motion": {"max_pair_dt": 0.0}}, "motion.max_pair_dt and motion.chunk_s must be positive"),
 ])
 def test_bad_settings_are_refused_with_the_key_named(data, message):
     with pytest.raises(ModelSettingsError, match=re.escape(f"ops.json: {message}")):
@@ -109,3 +133,46 @@ def test_readme_example_is_valid(tmp_path):
     path.write_text(block.group(1))
     s = load(str(path))
     assert s.signals.on_threshold == 0.65 and s.signals.min_on_steps == 3 and s.voice.voicing_min == 0.55
+
+
+def _nodding(amplitude: float, seconds: float = 4.0, hz: float = 2.0, fps: int = 10) -> list[FaceFrame]:
+    """A frontal face of 60 px whose centre moves up and down by ``amplitude`` x its size."""
+    t = np.arange(int(seconds * fps)) / fps
+    cy = 120.0 + amplitude * 60.0 * np.sin(2 * np.pi * hz * t)
+    return [FaceFrame(float(x), "frontal", 160.0, float(y), 60.0, 1) for x, y in zip(t, cy, strict=True)]
+
+
+def test_face_override_changes_the_face_cues():
+    recs = _nodding(0.05)  # 5 % of the face size: over the default 3 %
+    nods = [c for c in face_cues(recs, 0.0, 4.0)[0] if c["cue"] == "head_nod"]
+    assert nods and all(c["amplitude"] == pytest.approx(0.05, abs=0.01) for c in nods)
+    strict = from_mapping({"face": {"nod_min_amp": 0.08}}, "ops.json").face
+    assert [c for c in face_cues(recs, 0.0, 4.0, cfg=strict)[0] if c["cue"] == "head_nod"] == []
+    slow = from_mapping({"face": {"nod_max_hz": 1.5}}, "ops.json").face  # 2 Hz is out of range
+    assert [c for c in face_cues(recs, 0.0, 4.0, cfg=slow)[0] if c["cue"] == "head_nod"] == []
+
+
+def test_the_model_hands_its_face_and_motion_settings_on(tmp_path, monkeypatch, media):
+    pytest.importorskip("cv2")
+    path = tmp_path / "face.toml"
+    path.write_text("[face]\nskin_turned = 0.0\n\n[motion]\nosc_min_rms = 100.0\n")
+    monkeypatch.setenv(ENV, str(path))
+    model = BaselineModel("cpu", asr="none", faces="haar")
+    assert model.face is not None and model.face.settings is model.settings.face
+    assert model.settings.face.skin_turned == 0.0
+    # the tracker's turned/absent test reads the settings: no skin at all is "turned" at a zero threshold
+    black = np.zeros((240, 320, 3), np.uint8)
+    assert model.face._turned_or_absent(black, (160.0, 120.0, 60.0)) == "turned"
+    default = BaselineModel("cpu", asr="none", faces="haar", settings=ModelSettings())
+    assert default.face is not None and default.face._turned_or_absent(black, (160.0, 120.0, 60.0)) == "absent"
+
+    # motion: the first scripted segment oscillates up-down; an RMS floor nobody reaches removes it
+    s, e = media.segment_bounds(0)
+    w = media.window(s, s + 8.0, audio=False)
+
+    def oscillations(m: BaselineModel) -> list[str]:
+        (r,) = m.analyze([w])
+        return [c["cue"] for c in r["cues"] if c["cue"].endswith("_oscillation")]
+
+    assert oscillations(BaselineModel("cpu", asr="none", faces=False, settings=ModelSettings()))
+    assert oscillations(BaselineModel("cpu", asr="none", faces=False)) == []
