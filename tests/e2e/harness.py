@@ -187,7 +187,8 @@ def assert_well_formed(record: SessionRecord) -> None:
     """Protocol invariants every session must satisfy."""
     assert record.events[0]["type"] == "session.ready", record.events[:2]
     ts = [e["t"] for e in record.events[1:] if e["type"] not in ("error", "session.updated", "session.closing")]
-    assert ts == sorted(ts), "events must go out in non-decreasing media time"
+    assert ts == sorted(ts), ("events must go out in non-decreasing media time",
+                              [(e["type"], e["t"]) for e in record.events[1:]])
     active: dict[str, float] = {}
     for e in record.events:
         d = e["data"]

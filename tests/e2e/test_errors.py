@@ -13,8 +13,24 @@ from websockets.exceptions import InvalidStatus
 from inter1srv.synthmedia import Script, Segment, encode_webm
 
 
+@pytest.fixture
+def limits_server(_limits_server):
+    """The module's server once the previous test's sessions have ended (it holds only 2)."""
+    import json
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://{_limits_server.base}/readyz", timeout=2) as r:
+            if json.loads(r.read())["sessions"] == 0:
+                break
+        time.sleep(0.1)
+    return _limits_server
+
+
 @pytest.fixture(scope="module")
-def limits_server(tmp_path_factory):
+def _limits_server(tmp_path_factory):
     from harness import ServerProcess
 
     srv = ServerProcess(
