@@ -48,6 +48,7 @@ class ServerConfig:
     analysis_max_height: int = 240
     window_seconds: float = 8.0
     hop_seconds: float = 3.0
+    lead_in_windows: int = 1  # growing windows [0, hop), [0, 2 hop) first: first events after one hop
     ring_seconds: float = 26.0
     backpressure_seconds: float = 14.0
     # scheduling

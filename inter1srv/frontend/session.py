@@ -158,6 +158,7 @@ class Session:
             "session_id": self.sid,
             "window_seconds": self.cfg.window_seconds,
             "hop_seconds": self.cfg.hop_seconds,
+            "lead_in_windows": bool(self.cfg.lead_in_windows),
             "signals": list(SIGNALS),
             "server_version": __version__,
         }

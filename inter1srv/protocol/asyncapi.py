@@ -101,6 +101,8 @@ def _event_data() -> dict[str, dict]:
             "session_id": STR,
             "window_seconds": SECONDS,
             "hop_seconds": SECONDS,
+            "lead_in_windows": {"type": "boolean",
+                                "description": "growing windows [0, hop), [0, 2 hop), ... before the first full one"},
             "signals": {"type": "array", "items": _ref("SignalType")},
             "server_version": STR,
         }, ["session_idle_timeout_seconds", "session_max_duration_seconds", "max_segment_duration_seconds",

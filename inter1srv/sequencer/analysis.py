@@ -300,6 +300,14 @@ class SessionAnalysis:
         self._last_b = b
         return self._order(events)
 
+    def interrupt(self) -> list[Event]:
+        """Media after the last committed window is dropped: active signals end where analysis stopped,
+        so their ends go out before the ``coverage.dropped`` that follows (events stay in media order)."""
+        if self._last_b is None:
+            return []
+        self._pending = None
+        return self._order(self._end_all(self._last_b))
+
     def finish(self, at: float) -> list[Event]:
         """End every active signal at ``at`` (graceful close, or implicit end at disconnect)."""
         self._pending = None

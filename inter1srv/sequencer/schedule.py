@@ -1,7 +1,11 @@
 """A session's window schedule, shedding and in-order resolution (sans-I/O).
 
 Windows are ``window`` seconds long and start every ``hop`` seconds of media
-time; a final shorter-or-shifted window covers the tail at end of stream.
+time; a final shorter-or-shifted window covers the tail at end of stream. With
+``lead_in``, growing windows [0, hop), [0, 2 hop), ... come before the first
+full one, so a session's first events go out after one hop of media instead of
+a whole window (they are redundant with the first full window, so under backlog
+they are the first to be shed).
 Results are resolved strictly in window order. Each delivered window commits
 the part of the timeline after the frontier (its newest ``hop`` seconds, or
 more when neighbours were shed); seconds no delivered window covers are
@@ -61,6 +65,7 @@ class Dropped:
 class SessionSchedule:
     window: float = 8.0
     hop: float = 3.0
+    lead_in: bool = False
     windows: list[Window] = field(default_factory=list)
     media_end: float = 0.0
     closed: bool = False
@@ -76,10 +81,27 @@ class SessionSchedule:
         self.media_end = max(self.media_end, media_end)
         ready = []
         while True:
-            start = len(self.windows) * self.hop
-            if start + self.window > self.media_end + EPS:
+            start, end = self._span(len(self.windows))
+            if end > self.media_end + EPS:
                 return ready
-            ready.append(self._add(start, start + self.window, False, now))
+            ready.append(self._add(start, end, False, now))
+
+    @property
+    def lead_count(self) -> int:
+        """Growing windows before the first full one (``lead_in``): [0, hop), [0, 2 hop), ..."""
+        if not self.lead_in:
+            return 0
+        n = 0
+        while (n + 1) * self.hop < self.window - EPS:
+            n += 1
+        return n
+
+    def _span(self, index: int) -> tuple[float, float]:
+        lead = self.lead_count
+        if index < lead:
+            return 0.0, (index + 1) * self.hop
+        start = (index - lead) * self.hop
+        return start, start + self.window
 
     def close(self, media_end: float, now: float = 0.0) -> list[Window]:
         """End of stream: schedule the windows still missing, including a tail window."""
@@ -130,7 +152,7 @@ class SessionSchedule:
 
     def _recent(self) -> list[Window]:
         # windows before the emission head that can still overlap unresolved ones
-        lookback = int(self.window // self.hop) + 1
+        lookback = int(self.window // self.hop) + 1 + self.lead_count
         return self.windows[max(0, self._next_emit - lookback):]
 
     def redundant(self, w: Window) -> bool:

@@ -54,6 +54,7 @@ class SessionState:
     # an upload: its results reach the client only in the final answer, so nothing is billed
     # unless the session finishes (an aborted upload delivered nothing and is billed 0)
     bill_at_end: bool = False
+    failed: bool = False  # its analysis raised: aborting, nothing more is emitted
 
 
 @dataclass
@@ -227,7 +228,8 @@ class Sequencer:
                 key_id=msg.get("key_id"),
                 correlation_id=msg.get("correlation_id", msg["sid"]),
                 frontend=channel,
-                schedule=SessionSchedule(window=self.cfg.window_seconds, hop=self.cfg.hop_seconds),
+                schedule=SessionSchedule(window=self.cfg.window_seconds, hop=self.cfg.hop_seconds,
+                                         lead_in=bool(self.cfg.lead_in_windows)),
                 bill_at_end=bool(msg.get("bill_at_end")),
             )
             self._configure(s, msg.get("config") or {})
@@ -347,9 +349,12 @@ class Sequencer:
     # -- emission -------------------------------------------------------------------
     def _emit(self, s: SessionState) -> None:
         """Emit what became ready; a failure here ends this session only (ih1001), never the others."""
+        if s.failed:
+            return  # its abort is under way; results still arriving for it are ignored
         try:
             self._emit_ready(s)
         except Exception:  # noqa: BLE001 - one session's analysis bug must not take down its neighbours
+            s.failed = True
             log.exception("session analysis failed")
             self.stats["sessions_failed"] += 1
             self._send(s, {"op": "failed", "sid": s.sid, "message": "Internal failure while analysing this session."})
@@ -360,6 +365,7 @@ class Sequencer:
         for item in s.schedule.resolve():
             if isinstance(item, Dropped):
                 self.stats["dropped_seconds"] += item.end - item.start
+                events.extend(_event(*_unpack(ev)) for ev in s.analysis.interrupt())
                 events.append(_event("coverage.dropped", item.start, {"ranges": as_wire([(item.start, item.end)])}))
             elif isinstance(item, Commit):
                 events.extend(self._commit(s, item))

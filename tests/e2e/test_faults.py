@@ -53,7 +53,7 @@ def test_live_session_with_paused_workers_sheds_and_reports(server, clip):
     chunks, pace = _live_chunks(clip, 30.0)
 
     async def run():
-        pause = asyncio.create_task(_pause_workers(server, 6.0, 12.0)())
+        pause = asyncio.create_task(_pause_workers(server, 6.0, 16.0)())
         record = await stream_session(server.url, server.key, chunks, pace_seconds=pace)
         await pause
         return record

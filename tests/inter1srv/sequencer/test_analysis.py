@@ -88,6 +88,18 @@ def test_run_across_commits_keeps_true_start_and_ordered_t():
     assert sa.active_signals == {"stress": 7.5}
 
 
+def test_a_drop_ends_active_signals_before_it_is_reported():
+    sa = SessionAnalysis()
+    ev1 = sa.commit(result(0, 3, {"stress": [0.9] * 6}), 0, 3, feedback_dimensions=None)
+    assert sa.active_signals == {"stress": 0.0}
+    ended = sa.interrupt()  # [3, 9) is dropped next: the end must precede coverage.dropped at 3.0
+    assert [(e.type, e.t, e.data["end"]) for e in ended] == [("signal.ended", 3.0, 3.0)]
+    ev2 = sa.commit(result(9, 17, {"stress": [0.0] * 16}), 9, 17, feedback_dimensions=None)
+    assert of(ev2, "signal.ended") == [], "not ended twice"
+    assert_ordered(ev1 + ended + ev2)
+    assert sa.interrupt() == []
+
+
 @pytest.mark.parametrize(("run", "band"), [([0.9, 0.8], "high"), ([0.7, 0.65], "medium"), ([0.6, 0.6], "medium")])
 def test_detection_band_from_score(run, band):
     sa = SessionAnalysis()

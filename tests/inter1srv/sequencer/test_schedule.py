@@ -110,3 +110,44 @@ def test_cancel_all_bills_nothing_pending():
     cancelled = s.cancel_all()
     assert [w.index for w in cancelled] == [1, 2]
     assert s.billed_ranges == [(0, 8)]
+
+
+def test_lead_in_windows_grow_before_the_first_full_one():
+    s = SessionSchedule(window=8, hop=3, lead_in=True)
+    assert s.lead_count == 2
+    assert [(w.start, w.end) for w in s.media_advanced(3.0)] == [(0, 3)]
+    assert [(w.start, w.end) for w in s.media_advanced(11.0)] == [(0, 6), (0, 8), (3, 11)]
+    for w in s.windows:
+        _deliver(s, w.index)
+    out = s.resolve()
+    # each commits its newest part: the first events cover [0, 3) after 3 s of media
+    assert [(o.start, o.end) for o in out] == [(0, 3), (3, 6), (6, 8), (8, 11)]
+    assert s.billed_ranges == [(0, 11)], "overlap is billed once"
+
+
+def test_lead_in_windows_are_shed_first_and_lose_nothing():
+    s = SessionSchedule(window=8, hop=3, lead_in=True)
+    s.media_advanced(8.0)  # [0,3), [0,6), [0,8) queued at once: a backlog
+    shed = s.choose_sheds(max_queued=1)
+    assert [(w.start, w.end) for w in shed] == [(0, 3), (0, 6)], "the redundant lead-in windows go first"
+    _deliver(s, 2)
+    out = s.resolve()
+    assert [(type(o).__name__, o.start, o.end) for o in out] == [("Commit", 0, 8)]
+    assert s.dropped == []
+
+
+def test_lead_in_with_a_session_shorter_than_a_window():
+    s = SessionSchedule(window=8, hop=3, lead_in=True)
+    ready = s.close(5.0)
+    assert [(w.start, w.end, w.final) for w in ready] == [(0, 3, False), (0, 5, True)]
+    for w in s.windows:
+        _deliver(s, w.index)
+    assert [(o.start, o.end) for o in s.resolve()] == [(0, 3), (3, 5)]
+    assert s.finished and s.billed_ranges == [(0, 5)]
+
+
+def test_lead_in_count_follows_window_and_hop():
+    assert SessionSchedule(window=8, hop=4, lead_in=True).lead_count == 1
+    assert SessionSchedule(window=6, hop=3, lead_in=True).lead_count == 1
+    assert SessionSchedule(window=3, hop=3, lead_in=True).lead_count == 0
+    assert SessionSchedule(window=8, hop=3).lead_count == 0
