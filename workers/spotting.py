@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workers.asr import AsrBackend, AsrCache, resolve_nested
+from workers.signal_shapes import runs
 
 SAMPLE_RATE = 16_000
 PAD_S = 0.15  # audio added before and after an utterance (within the window's audio)
@@ -75,13 +76,6 @@ class SpottingSettings:
     lookback_s: float = LOOKBACK_S
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    if mask.size == 0:
-        return []
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
-
-
 def plan(active: np.ndarray, valid: np.ndarray, db: np.ndarray, t0: float, hop: float, audio_end: float, *,
          session_start: bool, bridge_s: float = BRIDGE_S, cfg: SpottingSettings = SpottingSettings()) -> list[Piece]:
     """Pieces of the window's speech (``active`` per hop from ``t0``, its gaps shorter than ``bridge_s``
@@ -90,7 +84,7 @@ def plan(active: np.ndarray, valid: np.ndarray, db: np.ndarray, t0: float, hop: 
     bridge = max(1, int(round(bridge_s / hop)))
     search = int(round(cfg.cut_search_s / hop))
     pieces: list[Piece] = []
-    for s, e in _runs(active):
+    for s, e in runs(active):
         if (e - s) * hop < cfg.min_utterance_s - 1e-9:
             continue
         open_start = not (session_start and s == 0) and not (s >= bridge and bool(valid[s - bridge:s].all()))

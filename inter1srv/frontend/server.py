@@ -82,6 +82,11 @@ class Frontend:
         """Run blocking work (SQLite, decoding) in the frontend's thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.decode_pool, fn, *args)
 
+    def bill_usage(self, key_id: str, token_id: str | None, seconds: float | None) -> None:
+        """Count a finished session's billed seconds against its key's (and token's) budget, off the loop."""
+        if seconds:
+            self.decode_pool.submit(self.credentials.add_usage, key_id, token_id, float(seconds))
+
     async def authenticate(self, credential: str | None, origin: str | None) -> Principal | None:
         """An API key, or a live client token (whose Origin must be allowed, and whose key must be live)."""
         if not credential:

@@ -409,10 +409,8 @@ class Session:
             self.outbox.put_nowait((_CLOSE, self.final_close_code, "session ended"))
 
     def _bill(self, seconds: float | None) -> None:
-        """Count billed seconds against the key's (and token's) budget (off the event loop)."""
-        if seconds and self.key is not None:
-            token_id = self.token.token_id if self.token else None
-            self.fe.decode_pool.submit(self.fe.credentials.add_usage, self.key.key_id, token_id, float(seconds))
+        if self.key is not None:
+            self.fe.bill_usage(self.key.key_id, self.token.token_id if self.token else None, seconds)
 
     def record_implicit(self, events: list[dict], billed_seconds: float | None = None) -> None:
         """Implicit signal ends at an abrupt end: stored in the timeline, not sent."""

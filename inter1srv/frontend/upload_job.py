@@ -74,10 +74,8 @@ class UploadJob:
         """Server shutdown: an upload in progress is finished, not cut."""
 
     def _bill(self, seconds: float | None) -> None:
-        if seconds:
-            token = self.principal.token
-            self.fe.decode_pool.submit(self.fe.credentials.add_usage, self.principal.key.key_id,
-                                       token.token_id if token else None, float(seconds))
+        token = self.principal.token
+        self.fe.bill_usage(self.principal.key.key_id, token.token_id if token else None, seconds)
 
     # -- the run ----------------------------------------------------------------------------------
     async def run(self) -> list[dict]:

@@ -428,11 +428,12 @@ class Sequencer:
 
     async def _record(self, s: SessionState, reason: str, *, delivered: bool = True) -> float:
         loop = asyncio.get_running_loop()
-        if s.bill_at_end and not delivered:
-            s.pending_rows = []  # analysed, never delivered: not billed
+        never_delivered = s.bill_at_end and not delivered  # an aborted upload: analysed, not billed
+        if never_delivered:
+            s.pending_rows = []
         await loop.run_in_executor(self.ledger_pool, self.ledger.record_windows, s.pending_rows)
         s.pending_rows = []
-        analyzed = s.schedule.billed_ranges if delivered or not s.bill_at_end else []
+        analyzed = [] if never_delivered else s.schedule.billed_ranges
         return await loop.run_in_executor(
             self.ledger_pool,
             lambda: self.ledger.record_session(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -25,20 +24,9 @@ import psutil
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[2] / "tests" / "e2e"))
 
-from harness import ServerProcess, chunks_of, stream_session  # noqa: E402
+from harness import ServerProcess, chunks_of, shm_bytes, stream_session  # noqa: E402
 
 from inter1srv.synthmedia import default_script, encode_webm  # noqa: E402
-
-
-def shm_bytes(pid: int) -> int:
-    total = 0
-    for name in os.listdir("/dev/shm"):
-        if name.startswith(f"i1s.{pid}."):
-            try:
-                total += os.stat(f"/dev/shm/{name}").st_blocks * 512
-            except FileNotFoundError:
-                pass
-    return total
 
 
 def rss_tree(pid: int) -> dict[str, int]:

@@ -86,6 +86,17 @@ class ServerProcess:
         except FileNotFoundError:
             return ""
 
+    def metric(self, name: str) -> float:
+        """One sample of ``name`` (a full metric name, no labels) from ``GET /metrics``."""
+        with urllib.request.urlopen(f"http://{self.base}/metrics") as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(f"{name} "):
+                    return float(line.split()[1])
+        raise AssertionError(f"metric {name} missing")
+
+    def shm_bytes(self) -> int:
+        return shm_bytes(self.proc.pid)
+
     def children(self) -> dict[str, list[psutil.Process]]:
         roles: dict[str, list[psutil.Process]] = {}
         for child in psutil.Process(self.proc.pid).children(recursive=True):
@@ -112,6 +123,20 @@ class ServerProcess:
         """kill -9 the whole server: supervisor and every role."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def shm_bytes(server_pid: int) -> int:
+    """Bytes of tmpfs pages held by the segments of the server whose supervisor is ``server_pid``."""
+    from shm.segment import make_server_prefix
+
+    prefix, total = make_server_prefix(server_pid), 0
+    for name in os.listdir("/dev/shm"):
+        if name.startswith(prefix):
+            try:
+                total += os.stat(f"/dev/shm/{name}").st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
 
 
 @dataclass

@@ -6,11 +6,9 @@ the same server runs to the end with exact billing.
 
 import asyncio
 import json
-import os
 import socket
 import sqlite3
 import time
-import urllib.request
 
 import websockets
 from harness import assert_well_formed, chunks_of, stream_session
@@ -26,32 +24,12 @@ def _headers(key: str) -> dict:
     return {"additional_headers": {"Authorization": f"Bearer {key}"}}
 
 
-def _metric(srv, name: str) -> float:
-    with urllib.request.urlopen(f"http://{srv.base}/metrics") as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(f"inter1srv_{name} ") or line.startswith(f"{name} "):
-                return float(line.split()[-1])
-    return 0.0
-
-
-def _shm_bytes(srv) -> int:
-    """Bytes of tmpfs pages held by this server's segments (the supervisor's pid is in their names)."""
-    out = 0
-    for name in os.listdir("/dev/shm"):
-        if name.startswith(f"i1s.{srv.proc.pid}."):
-            try:
-                out += os.stat(f"/dev/shm/{name}").st_blocks * 512
-            except FileNotFoundError:
-                pass
-    return out
-
-
 def _shm_released(srv, within: float = 10.0) -> bool:
     """Rings are unlinked when the server has finished with the session, just after its close."""
     deadline = time.monotonic() + within
-    while _shm_bytes(srv) and time.monotonic() < deadline:
+    while srv.shm_bytes() and time.monotonic() < deadline:
         time.sleep(0.2)
-    return _shm_bytes(srv) == 0
+    return srv.shm_bytes() == 0
 
 
 def _log_entries(srv) -> list[dict]:
@@ -139,7 +117,7 @@ def test_flood_of_tiny_frames_and_of_text_is_cut_off_with_ih4029(fresh_server, c
     assert cut, "the server stopped the flood"
     assert sum(e["type"] == "session.updated" for e in text_events) <= 20, "no event past the limit"
     _honest_session_billed_fully(srv, record)
-    assert _metric(srv, "floods_total") == 2
+    assert srv.metric("inter1srv_floods_total") == 2
 
 
 def test_many_idle_connections_hold_no_shared_memory(fresh_server, clip):
@@ -154,7 +132,7 @@ def test_many_idle_connections_hold_no_shared_memory(fresh_server, clip):
             ws = await websockets.connect(srv.url, **CONNECT, **_headers(srv.key))
             assert json.loads(await ws.recv())["type"] == "session.ready"
             sockets.append(ws)
-        held = {"shm": _shm_bytes(srv), "rss": frontend.memory_info().rss - rss_before}
+        held = {"shm": srv.shm_bytes(), "rss": frontend.memory_info().rss - rss_before}
         record = await stream_session(srv.url, srv.key, chunks_of(clip, 65536))
         idle_ends = await asyncio.gather(*[_until_closed(ws) for ws in sockets])
         return held, record, idle_ends
@@ -206,7 +184,7 @@ def test_a_client_that_stops_reading_is_cut_off_over_a_real_socket(fresh_server,
 
     (sent, cut_at, private_growth), record = asyncio.run(run())
     assert cut_at is not None and cut_at < 30, f"never cut off ({sent} messages sent)"
-    assert _metric(srv, "slow_readers_total") == 1
+    assert srv.metric("inter1srv_slow_readers_total") == 1
     assert "slow reader cut off" in srv.log_tail(400)
     # what the server held for it at the cut: its unsent events (the kernel buffer is fixed, the
     # WebSocket layer keeps one frame); the frontend's own memory also moves with the honest session

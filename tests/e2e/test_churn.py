@@ -5,19 +5,10 @@ import json
 import os
 import sqlite3
 import time
-import urllib.request
 
 import websockets
 
 CHURN_SESSIONS = int(os.environ.get("INTER1SRV_CHURN_SESSIONS", "240"))
-
-
-def _open_sessions(srv) -> float:
-    with urllib.request.urlopen(f"http://{srv.base}/metrics") as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("inter1srv_sessions_open "):
-                return float(line.split()[1])
-    raise AssertionError("metric missing")
 
 
 def test_connection_churn_leaks_nothing(server, clip):
@@ -52,9 +43,9 @@ def test_connection_churn_leaks_nothing(server, clip):
     rss_before = frontend.memory_info().rss
     ids = asyncio.run(churn(CHURN_SESSIONS))
     deadline = time.monotonic() + 30
-    while _open_sessions(server) > 0 and time.monotonic() < deadline:
+    while server.metric("inter1srv_sessions_open") > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _open_sessions(server) == 0
+    assert server.metric("inter1srv_sessions_open") == 0
     assert [n for n in os.listdir("/dev/shm") if n.startswith(f"i1s.{server.proc.pid}.")] == []
     growth = frontend.memory_info().rss - rss_before
     assert growth < 40 * 1024 * 1024, f"frontend RSS grew {growth / 1e6:.1f} MB over {CHURN_SESSIONS} sessions"

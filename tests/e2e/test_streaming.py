@@ -134,28 +134,31 @@ def test_plain_client_reading_only_flat_fields(server, clip):
     assert any(line.startswith("feedback ") for line in lines)
 
 
+async def _sdk_session(server, chunks: list[bytes], **config):
+    """One session through the official SDK: (session.ready, every later event, close info)."""
+    from interhumanai import InterhumanClient
+
+    client = InterhumanClient(access_token=server.key, base_url=f"http://{server.base}")
+    async with client.stream() as stream:
+        ready = await stream.wait_for_session_ready()
+        if config:
+            await stream.update_config(**config)
+        for chunk in chunks:
+            await stream.send_video(chunk)
+        await stream.request_close()
+        events = [event async for event in stream]
+        info = await stream.wait_closed()
+    return ready, events, info
+
+
 @pytest.mark.timeout(180)
 def test_official_sdk(server, clip):
-    from interhumanai import InterhumanClient
     from interhumanai.stream import SessionEndedEvent, SessionReadyEvent, UnknownEvent
 
-    async def run():
-        client = InterhumanClient(access_token=server.key, base_url=f"http://{server.base}")
-        events = []
-        async with client.stream() as stream:
-            ready = await stream.wait_for_session_ready()
-            assert isinstance(ready, SessionReadyEvent)
-            await stream.update_config(include=["conversation_quality_overall", "conversation_quality_timeline"],
-                                       goal_dimensions=["clarity", "energy"])
-            for chunk in chunks_of(clip, 256 * 1024):
-                await stream.send_video(chunk)
-            await stream.request_close()
-            async for event in stream:
-                events.append(event)
-            info = await stream.wait_closed()
-        return events, info
-
-    events, info = asyncio.run(run())
+    ready, events, info = asyncio.run(_sdk_session(
+        server, chunks_of(clip, 256 * 1024),
+        include=["conversation_quality_overall", "conversation_quality_timeline"], goal_dimensions=["clarity", "energy"]))
+    assert isinstance(ready, SessionReadyEvent)
     assert info.code == 1000
     assert not [e for e in events if isinstance(e, (UnknownEvent, Exception))]
     types = [e.type for e in events]
@@ -165,25 +168,11 @@ def test_official_sdk(server, clip):
 
 def test_official_sdk_on_a_stream_without_audio(server):
     """The SDK parses coverage.degraded's reason as "video_gap" only: "no_audio" must not reach it."""
-    from interhumanai import InterhumanClient
     from interhumanai.stream import SessionEndedEvent
 
     video_only = encode_webm(default_script(12.0), width=320, height=240, fps=15, audio=False)
 
-    async def run():
-        client = InterhumanClient(access_token=server.key, base_url=f"http://{server.base}")
-        events = []
-        async with client.stream() as stream:
-            await stream.wait_for_session_ready()
-            for chunk in chunks_of(video_only, 64 * 1024):
-                await stream.send_video(chunk)
-            await stream.request_close()
-            async for event in stream:
-                events.append(event)
-            info = await stream.wait_closed()
-        return events, info
-
-    events, info = asyncio.run(run())
+    _ready, events, info = asyncio.run(_sdk_session(server, chunks_of(video_only, 64 * 1024)))
     assert info.code == 1000
     assert isinstance(events[-1], SessionEndedEvent) and events[-1].data.reason == "client_shutdown"
     assert any(e.type == "signal.detected" or e.type == "engagement.updated" for e in events)

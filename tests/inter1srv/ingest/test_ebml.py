@@ -306,14 +306,19 @@ def test_absurd_element_size(case):
     assert "large" in err.message or "limit" in err.message
 
 
-def test_second_ebml_header(clips):
-    data = clips.live + clips.live
+def _blocks_then_error(data: bytes, split) -> tuple[int, IngestError]:
+    """Blocks the demuxer delivered before it refused ``data`` (fed in ``split`` pieces), and the error."""
     demuxer = WebmDemuxer()
     blocks = 0
     with pytest.raises(IngestError) as info:
-        for chunk in pieces(data, 4096):
+        for chunk in pieces(data, split):
             blocks += sum(isinstance(x, Block) for x in demuxer.feed(chunk))
-    assert info.value.code == "ih5004" and "second EBML header" in info.value.message
+    return blocks, info.value
+
+
+def test_second_ebml_header(clips):
+    blocks, err = _blocks_then_error(clips.live + clips.live, 4096)
+    assert err.code == "ih5004" and "second EBML header" in err.message
     assert blocks > 0.9 * len(demux([clips.live])[1])
     raises_5004(clips.ffmpeg + clips.ffmpeg)  # after a known-size Segment too
 
@@ -323,13 +328,8 @@ TRACKS_ID = bytes.fromhex("1654AE6B")
 
 def test_mid_stream_codec_change_is_refused(clips):
     """VP8 clusters, then a new Tracks element declaring VP9 and VP9 clusters (no new EBML header)."""
-    data = clips.live + clips.vp9[clips.vp9.index(TRACKS_ID):]
-    demuxer = WebmDemuxer()
-    blocks = 0
-    with pytest.raises(IngestError) as info:
-        for chunk in pieces(data, 1000):
-            blocks += sum(isinstance(x, Block) for x in demuxer.feed(chunk))
-    assert info.value.code == "ih5004" and "codec change" in info.value.message
+    blocks, err = _blocks_then_error(clips.live + clips.vp9[clips.vp9.index(TRACKS_ID):], 1000)
+    assert err.code == "ih5004" and "codec change" in err.message
     assert blocks > 0.99 * len(demux([clips.live])[1]), "the VP8 blocks before the change are delivered"
 
 
