@@ -23,12 +23,13 @@ def _ready_frontends(srv) -> set[int]:
 
 def test_sessions_spread_over_frontends_sharing_the_port(fresh_server, clip):
     srv = fresh_server(frontends=2)
-    assert len(srv.children()["frontend"]) == 2
     # /readyz answers as soon as one frontend serves: wait until both are listening
     deadline = time.monotonic() + 60
     while len(_ready_frontends(srv)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(_ready_frontends(srv)) == 2
+    assert len(_ready_frontends(srv)) == 2, srv.log_tail()
+    assert len(srv.children()["frontend"]) == 2, srv.log_tail()
+    assert "child exited" not in srv.log_path.read_text(), srv.log_tail()
 
     async def many():
         return await asyncio.gather(*[stream_session(srv.url, srv.key, chunks_of(clip[:200_000], 50_000))
@@ -38,6 +39,7 @@ def test_sessions_spread_over_frontends_sharing_the_port(fresh_server, clip):
     sids = [r.events[0]["data"]["session_id"] for r in records]
     used = {pid for sid, pid in _opened_by(srv).items() if sid in sids}
     assert len(used) == 2, "SO_REUSEPORT spreads sessions over both frontends"
+    assert "child exited" not in srv.log_path.read_text(), srv.log_tail()
 
 
 def test_sighup_reload_keeps_live_sessions(fresh_server, clip):
