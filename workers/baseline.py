@@ -49,8 +49,11 @@ pauses) centred on the step, shifted inside the window at its edges (so the
 newest steps, the ones the sequencer commits, use the window's last seconds).
 The weights of each signal are the ``contrib`` table in :meth:`BaselineModel._scores`: one
 term per cue, each a documented transform of that cue's raster (e.g. stress = motion energy,
-pitch raised over the window's median, fast speech rate, strain words; agreement = head nods
-and affirmations). ``drivers[signal]`` lists the cues whose term reached 0.05 at some step,
+fast speech rate, strain words; agreement = head nods and affirmations). Terms that compare a
+speaker with their own usual level (raised pitch for stress, raised loudness for frustration)
+need what the session said before this window: the sequencer adds them
+(:mod:`workers.session_baseline`), so a window's result does not depend on which worker saw
+the session's earlier windows. ``drivers[signal]`` lists the cues whose term reached 0.05 at some step,
 largest first. Besides the cues in the table above, the face cues (``face_present``,
 ``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``lean_in``, ``lean_back``,
 ``head_tilt``: :func:`workers.face.face_cues`), ``speech_rate``, ``rising_pitch`` and the verbal
@@ -89,7 +92,7 @@ from workers.features import (
     motion_features,
     to_gray_small,
 )
-from workers.signal_shapes import reversal_hz
+from workers.signal_shapes import raster, reversal_hz, step_contexts
 from workers.signal_shapes import runs as _runs
 from workers.thresholds import ModelSettings, MotionSettings, model_settings
 
@@ -532,31 +535,8 @@ class BaselineModel:
         return name, hz
 
     # ---------------------------------------------------------------- scores
-    @staticmethod
-    def _raster(cues: list[Cue], name: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per context [lo, hi): covered fraction, and overlap-weighted mean value (nan if none)."""
-        sel = [c for c in cues if c["cue"] == name]
-        length = np.maximum(hi - lo, EPS)
-        if not sel:
-            return np.zeros_like(lo), np.full_like(lo, np.nan)
-        cs = np.array([c["start"] for c in sel])
-        ce = np.array([c["end"] for c in sel])
-        val = np.array([c["value"] for c in sel])
-        ov = np.clip(np.minimum(hi[:, None], ce[None, :]) - np.maximum(lo[:, None], cs[None, :]), 0.0, None)
-        tot = ov.sum(axis=1)
-        mean = np.where(tot > 0, (ov * val[None, :]).sum(axis=1) / np.maximum(tot, EPS), np.nan)
-        return np.clip(tot / length, 0.0, 1.0), mean
-
-    @staticmethod
-    def _context(times: np.ndarray, start: float, end: float, length: float) -> tuple[np.ndarray, np.ndarray]:
-        """Contexts of ``length`` s centred on each step, shifted (not cut) at the window's edges.
-
-        The sequencer commits a window's newest steps, where a centred context would lose its
-        future half: there the context becomes the window's last ``length`` seconds.
-        """
-        length = min(length, end - start)
-        lo = np.clip(times + STEP_SECONDS / 2 - length / 2, start, end - length)
-        return lo, lo + length
+    _raster = staticmethod(raster)
+    _context = staticmethod(step_contexts)
 
     def _scores(self, cues: list[Cue], times: np.ndarray, start: float, end: float):
         n = len(times)
@@ -577,18 +557,6 @@ class BaselineModel:
         still, _ = self._raster(cues, "stillness", lo2, hi2)
         osc_v, _ = self._raster(cues, "vertical_oscillation", lo2, hi2)
         osc_h, _ = self._raster(cues, "horizontal_oscillation", lo2, hi2)
-        pitch_cues = [c for c in cues if c["cue"] == "pitch"]
-        _, pitch = self._raster(cues, "pitch", lo2, hi2)
-        if pitch_cues:
-            durations = np.array([c["end"] - c["start"] for c in pitch_cues])
-            values = np.array([c["value"] for c in pitch_cues])
-            order = np.argsort(values)
-            cum = np.cumsum(durations[order])
-            ref = float(values[order][np.searchsorted(cum, cum[-1] / 2)])
-            raise_n = _ramp(12 * np.log2(np.nan_to_num(pitch, nan=ref) / ref), 1.0, 4.0)
-        else:
-            raise_n = np.zeros(n)
-
         lo4, hi4 = self._context(times, start, end, 4.0)
         _, rate = self._raster(cues, "speech_rate", lo2, hi2)
 
@@ -657,7 +625,8 @@ class BaselineModel:
                            "head_tilt": 0.3 * tilt},
             "interest": {"lean_in": 0.7 * lean_in, "interest_phrase": 0.6 * said("interest_phrase"),
                          "head_nod": 0.15 * nod},
-            "stress": {"motion_energy": 0.5 * mot_hi, "pitch": 0.5 * raise_n * (sp > 0),
+            # raised pitch against the speaker's own level: workers.session_baseline (the sequencer adds it)
+            "stress": {"motion_energy": 0.5 * mot_hi,
                        "speech_rate": 0.3 * _ramp(rate, 5.2, 6.5) * (sp > 0),
                        "strain_word": 0.4 * said("strain_word")},
         }

@@ -21,3 +21,31 @@ def reversal_hz(track: np.ndarray, rms: float, seconds: float) -> float | None:
         return None
     reversals = int(np.count_nonzero(np.diff(np.sign(strong)) != 0))
     return reversals / (2.0 * seconds)
+
+
+def raster(cues: list, name: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per context [lo, hi): the fraction covered by cues named ``name``, and their overlap-weighted
+    mean value (nan where none)."""
+    sel = [c for c in cues if c["cue"] == name]
+    length = np.maximum(hi - lo, 1e-6)
+    if not sel:
+        return np.zeros_like(lo), np.full_like(lo, np.nan)
+    cs = np.array([c["start"] for c in sel])
+    ce = np.array([c["end"] for c in sel])
+    val = np.array([c["value"] for c in sel])
+    ov = np.clip(np.minimum(hi[:, None], ce[None, :]) - np.maximum(lo[:, None], cs[None, :]), 0.0, None)
+    tot = ov.sum(axis=1)
+    mean = np.where(tot > 0, (ov * val[None, :]).sum(axis=1) / np.maximum(tot, 1e-6), np.nan)
+    return np.clip(tot / length, 0.0, 1.0), mean
+
+
+def step_contexts(times: np.ndarray, start: float, end: float, length: float,
+                  step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Contexts of ``length`` s centred on each step of ``step`` s, shifted (not cut) at the window's edges.
+
+    The sequencer commits a window's newest steps, where a centred context would lose its
+    future half: there the context becomes the window's last ``length`` seconds.
+    """
+    length = min(length, end - start)
+    lo = np.clip(times + step / 2 - length / 2, start, end - length)
+    return lo, lo + length

@@ -2,7 +2,7 @@
 
 Defaults are the values the evaluation table was measured with. An operator changes
 them with a JSON or TOML file named by ``INTER1SRV_MODEL_SETTINGS`` (read once per
-process: the workers read the cue sections, the sequencer the ``signals`` section, so
+process: the workers read the cue sections, the sequencer ``signals`` and ``baseline``, so
 restart the server after editing it). Only the keys given change; an unknown section
 or key, a value of the wrong type or out of range, or an inconsistent pair (an
 ``off_threshold`` above the ``on_threshold``) is refused with an error naming the file
@@ -21,8 +21,10 @@ speech rate), ``fillers`` (:mod:`workers.fillers`), ``spotting``
 (:mod:`workers.spotting`), ``face`` (:class:`workers.face.FaceSettings`: turned / absent,
 nods and shakes, lean, look-away, head tilt), ``motion`` (the frame-difference cues of
 :mod:`workers.baseline`: motion energy chunks, stillness, vertical / horizontal
-oscillation) and ``signals`` (the sequencer's on/off thresholds, hysteresis steps,
-probability bands and engagement states).
+oscillation), ``signals`` (the sequencer's on/off thresholds, hysteresis steps,
+probability bands and engagement states) and ``baseline`` (the speaker's usual pitch and
+loudness that raised pitch and loudness are measured against:
+:mod:`workers.session_baseline`).
 
 Left as module constants, not settings: cost knobs and detector internals (the face
 trackers' detection cadences ``DETECT_EVERY`` / ``FULL_EVERY``, Haar's template-tracking
@@ -44,6 +46,7 @@ from typing import Any
 
 from workers.face import FaceSettings
 from workers.fillers import FillerSettings
+from workers.session_baseline import SessionBaselineSettings
 from workers.spotting import SpottingSettings
 
 ENV = "INTER1SRV_MODEL_SETTINGS"
@@ -121,6 +124,7 @@ class ModelSettings:
     face: FaceSettings = field(default_factory=FaceSettings)
     motion: MotionSettings = field(default_factory=MotionSettings)
     signals: AnalysisSettings = field(default_factory=AnalysisSettings)
+    baseline: SessionBaselineSettings = field(default_factory=SessionBaselineSettings)
 
 
 class ModelSettingsError(ValueError):
@@ -170,6 +174,10 @@ def _check_pairs(where: str, s: ModelSettings) -> None:
         (fa.lean_back < 1.0 < fa.lean_in, "face.lean_back must be below 1 and face.lean_in above 1"),
         (fa.tilt_min_deg <= 90.0, "face.tilt_min_deg must be within [0, 90]"),
         (fa.chunk_s > 0 and fa.lean_ref_s > 0, "face.chunk_s and face.lean_ref_s must be positive"),
+        (s.baseline.pitch_lo_st < s.baseline.pitch_hi_st and s.baseline.loudness_lo_db < s.baseline.loudness_hi_db,
+         "baseline.pitch_lo_st must be below pitch_hi_st and loudness_lo_db below loudness_hi_db"),
+        (s.baseline.min_reference_s <= s.baseline.reference_s,
+         "baseline.min_reference_s must not exceed baseline.reference_s"),
         (mo.osc_min_hz < mo.osc_max_hz, "motion.osc_min_hz must be below motion.osc_max_hz"),
         (mo.max_pair_dt > 0 and mo.chunk_s > 0, "motion.max_pair_dt and motion.chunk_s must be positive"),
     ]

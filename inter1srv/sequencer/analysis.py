@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, Cue, WindowResult
+from workers.session_baseline import SessionBaseline, SessionBaselineSettings
 from workers.thresholds import AnalysisSettings, model_settings
 
 EPS = 1e-6
@@ -150,6 +151,14 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
             phrases.append(f"loudness varying by {mean:.1f} dB")
         elif name == "pitch":
             phrases.append(f"pitch around {mean:.0f} Hz over {s:.1f}-{e:.1f} s")
+        elif name in ("raised_pitch", "raised_loudness"):
+            top = max(sel, key=lambda c: float(c["value"]))
+            if name == "raised_pitch":
+                size = f"{float(top['value']):.1f} semitones above this speaker's usual {top.get('reference_hz', 0):.0f} Hz"
+                phrases.append(f"pitch {size} over {s:.1f}-{e:.1f} s")
+            else:
+                size = f"{float(top['value']):.0f} dB louder than this speaker's usual {top.get('reference_db', 0):.0f} dBFS"
+                phrases.append(f"voice {size} over {s:.1f}-{e:.1f} s")
         elif name == "pitch_variation":
             phrases.append(f"pitch varying by {mean:.1f} semitones")
         elif name == "pause":
@@ -235,9 +244,12 @@ def clip_degraded(result: Mapping[str, Any], a: float, b: float) -> list[dict]:
 class SessionAnalysis:
     """Per-session signal, engagement, CQI and feedback state (see the module docstring)."""
 
-    def __init__(self, settings: AnalysisSettings | None = None) -> None:
-        # the operator's thresholds ($INTER1SRV_MODEL_SETTINGS, section "signals") unless given
+    def __init__(self, settings: AnalysisSettings | None = None,
+                 baseline: SessionBaselineSettings | None = None) -> None:
+        # the operator's thresholds ($INTER1SRV_MODEL_SETTINGS, sections "signals", "baseline") unless given
         self.settings = settings or replace(model_settings().signals)
+        # the speaker's usual pitch and loudness, from the committed slices (raised_pitch, raised_loudness)
+        self._baseline = SessionBaseline(baseline or model_settings().baseline)
         self._tracks = {s: _Track() for s in SIGNAL_TYPES}
         self._state: str | None = None
         self._pending: tuple[str, float, int] | None = None  # candidate, run start, steps
@@ -275,6 +287,7 @@ class SessionAnalysis:
         if self._last_b is not None and a > self._last_b + STEP_SECONDS / 2:
             events += self._end_all(self._last_b)
             self._pending = None
+        result = self._baseline.apply(result)  # type: ignore[assignment]
         times = [float(t) for t in result.get("times", [])]
         steps = [i for i, t in enumerate(times) if a - EPS <= t < b - EPS]
         cues: list[Cue] = list(result.get("cues") or [])
@@ -297,6 +310,7 @@ class SessionAnalysis:
             if self._fb_count >= max(1, self.settings.feedback_every_windows):
                 self._fb_count = 0
                 events.append(Event("feedback.generated", b, {"feedback": self._feedback(feedback_dimensions)}))
+        self._baseline.update(result, a, b)
         self._last_b = b
         return self._order(events)
 

@@ -102,3 +102,14 @@ def test_head_tilt_gives_confusion_with_mtcnn(evaluation):
         pytest.skip("head tilt needs landmarks: the MTCNN weights (facenet-pytorch) are not installed")
     assert ev.cue_counts.get("head_tilt", 0) > 0
     assert ev.table["confusion"]["recall"] >= 0.8 and ev.table["confusion"]["f1"] >= 0.8
+
+
+def test_raised_pitch_against_the_speakers_usual_level_gives_stress(evaluation):
+    _, ev = evaluation
+    # the stressed part is loud, fast and 7-8 semitones above the voice of the first 40 s; an 8 s
+    # window that is mostly stressed speech cannot see that on its own (the sequencer's session baseline)
+    assert ev.table["stress"]["precision"] >= 0.9 and ev.table["stress"]["recall"] >= 0.5
+    assert ev.cue_counts.get("raised_pitch", 0) > 0
+    stress = [e.data["rationale"] for e in ev.events
+              if e.type == "signal.detected" and e.data["signal_type"] == "stress"]
+    assert any("above this speaker's usual" in r for r in stress), stress

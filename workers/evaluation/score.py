@@ -44,6 +44,8 @@ CUE_MATCH: dict[str, tuple[str, ...]] = {
     "face_present": ("face_present",), "head_nod": ("nod",), "head_shake": ("shake",),
     "look_away": ("look_away",), "face_absent": ("face_absent",),
     "lean_in": ("lean_in",), "lean_back": ("lean_back",), "head_tilt": ("head_tilt",),
+    # against the speaker's usual level: only where the script raised it
+    "raised_pitch": ("high_pitch",), "raised_loudness": ("loud",),
 }
 
 

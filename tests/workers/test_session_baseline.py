@@ -1,0 +1,89 @@
+"""The sequencer-side reference of a speaker's usual pitch and loudness."""
+
+from __future__ import annotations
+
+import pytest
+
+from inter1srv.sequencer.analysis import SessionAnalysis
+from workers.session_baseline import SessionBaseline, SessionBaselineSettings
+from workers.thresholds import AnalysisSettings, ModelSettingsError, from_mapping
+
+
+def cue(name: str, value: float, start: float, end: float) -> dict:
+    return {"modality": "paraverbal", "cue": name, "value": value, "start": start, "end": end}
+
+
+def window(start: float, cues: list[dict], signals: dict | None = None) -> dict:
+    times = [start + 0.5 * i for i in range(16)]
+    return {"start": start, "end": start + 8.0, "step": 0.5, "times": times,
+            "signals": signals or {"stress": [0.0] * 16, "frustration": [0.0] * 16},
+            "engagement": [0.0] * 16, "disengagement": [0.0] * 16, "evidence": {},
+            "cues": cues, "drivers": {}, "cqi": {}, "degraded": []}
+
+
+def test_no_reference_before_enough_committed_speech():
+    b = SessionBaseline(SessionBaselineSettings(min_reference_s=4.0))
+    w = window(0.0, [cue("pitch", 100.0, 0.0, 3.0), cue("pitch", 200.0, 4.0, 6.0)])
+    assert b.reference("pitch") is None
+    assert b.apply(w)["cues"] == w["cues"], "no reference, no raised cue"
+    b.update(w, 0.0, 3.5)  # commits 3 s of the 100 Hz phrase only: still too little
+    assert b.reference("pitch") is None
+    b.update(window(3.0, [cue("pitch", 100.0, 3.0, 5.0)]), 3.5, 6.5)
+    assert b.reference("pitch") == pytest.approx(100.0)
+
+
+def test_reference_is_a_duration_weighted_median_of_the_latest_speech():
+    b = SessionBaseline(SessionBaselineSettings(min_reference_s=1.0, reference_s=8.0))
+    b.update(window(0.0, [cue("pitch", 300.0, 0.0, 8.0)]), 0.0, 8.0)  # 8 s at 300 Hz
+    assert b.reference("pitch") == pytest.approx(300.0)
+    b.update(window(8.0, [cue("pitch", 100.0, 8.0, 13.0), cue("pitch", 120.0, 13.0, 16.0)]), 8.0, 16.0)
+    # the newest 8 s are kept: 5 s at 100 Hz outweigh 3 s at 120 Hz (with the 300 Hz part the median would be 120)
+    assert b.reference("pitch") == pytest.approx(100.0)
+
+
+def test_raised_pitch_and_loudness_feed_stress_and_frustration_and_are_cited():
+    b = SessionBaseline(SessionBaselineSettings(min_reference_s=4.0))
+    calm = window(0.0, [cue("pitch", 100.0, 0.5, 7.5), cue("loudness", -20.0, 0.5, 7.5)])
+    b.update(calm, 0.0, 8.0)
+    raised = window(8.0, [cue("pitch", 100.0, 8.0, 10.0), cue("pitch", 150.0, 12.0, 14.0),
+                          cue("loudness", -20.0, 8.0, 10.0), cue("loudness", -12.0, 12.0, 14.0)])
+    out = b.apply(raised)
+    added = {c["cue"]: c for c in out["cues"] if c["cue"].startswith("raised_")}
+    assert added["raised_pitch"]["value"] == pytest.approx(7.02, abs=0.01)  # 12 log2(1.5)
+    assert added["raised_pitch"]["reference_hz"] == 100.0
+    assert added["raised_loudness"]["value"] == pytest.approx(8.0)
+    assert (added["raised_pitch"]["start"], added["raised_pitch"]["end"]) == (12.0, 14.0)
+    stress, frustration = out["signals"]["stress"], out["signals"]["frustration"]
+    at = raised["times"].index(13.0)
+    assert stress[at] == pytest.approx(0.5) and frustration[at] == pytest.approx(0.25)
+    assert stress[raised["times"].index(9.0)] == 0.0, "the phrase at the usual pitch adds nothing"
+    assert "raised_pitch" in out["drivers"]["stress"] and "raised_loudness" in out["drivers"]["frustration"]
+    assert raised["signals"]["stress"] == [0.0] * 16 and len(raised["cues"]) == 4, "the input is not changed"
+
+
+def test_small_rises_are_not_reported():
+    b = SessionBaseline()
+    b.update(window(0.0, [cue("pitch", 100.0, 0.0, 8.0)]), 0.0, 8.0)
+    out = b.apply(window(8.0, [cue("pitch", 110.0, 8.0, 12.0)]))  # +1.65 semitones
+    assert not [c for c in out["cues"] if c["cue"] == "raised_pitch"]
+
+
+def test_session_analysis_detects_stress_from_raised_pitch_and_names_it():
+    sa = SessionAnalysis(AnalysisSettings(), SessionBaselineSettings())
+    calm = window(0.0, [cue("voice_activity", 1.0, 0.0, 8.0), cue("pitch", 100.0, 0.0, 8.0)],
+                  {"stress": [0.2] * 16})
+    events = sa.commit(calm, 0.0, 8.0, feedback_dimensions=None)
+    assert not [e for e in events if e.type == "signal.detected"]
+    high = window(3.0, [cue("voice_activity", 1.0, 3.0, 11.0), cue("pitch", 100.0, 3.0, 8.0),
+                        cue("pitch", 170.0, 8.0, 11.0)], {"stress": [0.2] * 16})
+    events = sa.commit(high, 8.0, 11.0, feedback_dimensions=None)
+    detected = [e for e in events if e.type == "signal.detected"]
+    assert [e.data["signal_type"] for e in detected] == ["stress"]
+    assert "above this speaker's usual 100 Hz" in detected[0].data["rationale"]
+    assert [c["cue"] for c in detected[0].data["cues"]] == ["raised_pitch"]
+
+
+def test_settings_section_is_validated():
+    assert from_mapping({"baseline": {"pitch_lo_st": 1.5}}).baseline.pitch_lo_st == 1.5
+    with pytest.raises(ModelSettingsError, match="baseline.pitch_lo_st"):
+        from_mapping({"baseline": {"pitch_lo_st": 6.0}})
