@@ -118,6 +118,15 @@ NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizon
 DRIVER_MIN = 0.05
 
 
+def one_filler_per_sound(verbal: list[Cue], cues: list[Cue]) -> list[Cue]:
+    """``verbal`` without the ``filler`` words ("um", "uh" from a transcribing backend such as
+    whisper) that overlap a measured ``filled_pause``: one sound, counted once (the acoustic cue
+    keeps its held duration)."""
+    held = [(c["start"], c["end"]) for c in cues if c["cue"] == "filled_pause"]
+    return [c for c in verbal
+            if c["cue"] != "filler" or not any(s < c["end"] and c["start"] < e for s, e in held)]
+
+
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
 
@@ -343,7 +352,7 @@ class BaselineModel:
             ev_v = ev_v * 0.25
         if speech is not None and audio is not None and speech.any() and self.asr.name != "none":
             verbal, spotted = self._verbal_cues(w, speech, audio)
-            cues += verbal
+            cues += one_filler_per_sound(verbal, cues)
             ev_w = _coverage(spotted, times, STEP_SECONDS)
         cues.sort(key=lambda c: (c["start"], c["end"], c["cue"]))
 

@@ -16,6 +16,7 @@ import torch
 
 from workers.baseline import NONVERBAL_CUES, PARAVERBAL_CUES, BaselineModel
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, WindowInput
+from workers.evaluation.corpus import espeak_available
 from workers.lexicon import VERBAL_CUES
 
 LIVELY = (0, 3, 5)
@@ -350,3 +351,41 @@ def test_cuda_matches_cpu(media, model):
     windows = [media.window(0.0, 8.0), media.window(20.0, 28.0)]
     for a, b in zip(BaselineModel("cuda", faces=FACES).analyze(windows), model.analyze(windows), strict=True):
         _assert_results_close(a, b)
+
+
+def test_a_filler_word_over_a_measured_filled_pause_counts_once():
+    from workers.baseline import one_filler_per_sound
+
+    def c(name, s, e):
+        return {"modality": "paraverbal" if name == "filled_pause" else "verbal", "cue": name, "value": 1.0,
+                "start": s, "end": e}
+
+    held = [c("filled_pause", 3.4, 4.0)]
+    verbal = [c("filler", 3.5, 3.9), c("filler", 6.0, 6.2), c("hedge", 3.5, 3.9)]
+    assert one_filler_per_sound(verbal, held) == verbal[1:]
+
+
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+def test_transcribing_backend_and_acoustic_filler_cue_do_not_double_count(model):
+    """A backend that transcribes (whisper) reports "um" as a word; the acoustic cue measures the
+    same sound: hesitation must see it once. The stub hears "um" in every utterance."""
+    from workers.evaluation.fillers import build
+
+    class HearsUmEverywhere:
+        name = "stub-transcriber"
+
+        def spot(self, audio):
+            return [("um", 0.0, audio.size / 16_000)]
+
+    audio, labels = build()
+    filler_s, filler_e = next((s, e) for k, s, e in labels if k == "filler")
+    start = max(0.0, float(np.floor(filler_s)) - 3.0)
+    i0, i1 = int(start * 16_000), int((start + 8.0) * 16_000)
+    m = BaselineModel("cpu", asr=HearsUmEverywhere(), faces=False, settings=model.settings)
+    (r,) = m.analyze([WindowInput("t", "um", start, start + 8.0, np.zeros((0, 240, 320, 3), np.uint8),
+                                  np.zeros(0), audio[i0:i1], start)])
+    held = [x for x in r["cues"] if x["cue"] == "filled_pause"]
+    words = [x for x in r["cues"] if x["cue"] == "filler"]
+    assert any(x["start"] < filler_e and filler_s < x["end"] for x in held), "the scripted filler is measured"
+    assert words, "utterances without a held vowel keep the transcribed word"
+    assert not any(w["start"] < h["end"] and h["start"] < w["end"] for w in words for h in held)
