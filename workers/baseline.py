@@ -51,19 +51,22 @@ The weights of each signal are the ``contrib`` table in :meth:`BaselineModel._sc
 term per cue, each a documented transform of that cue's raster (e.g. stress = motion energy,
 fast speech rate, strain words; agreement = head nods and affirmations). Terms that compare a
 speaker with their own usual level (raised pitch for stress, raised loudness for frustration)
-need what the session said before this window: the sequencer adds them
+and leaning in or back against the usual face size need what the session showed before this
+window: the sequencer adds them
 (:mod:`workers.session_baseline`), so a window's result does not depend on which worker saw
 the session's earlier windows. ``drivers[signal]`` lists the cues whose term reached 0.05 at some step,
 largest first. Besides the cues in the table above, the face cues (``face_present``,
-``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``lean_in``, ``lean_back``,
-``head_tilt``: :func:`workers.face.face_cues`), ``speech_rate``, ``rising_pitch`` and the verbal
-lexicon categories (:mod:`workers.lexicon`) feed them.
+``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``head_tilt``, and the measurement
+``face_size``, which feeds them only through the session baseline: :func:`workers.face.face_cues`),
+``speech_rate``, ``rising_pitch`` and the verbal lexicon categories (:mod:`workers.lexicon`) feed them.
 
 CQI: clarity (fluency, level) and authority (level, fluency, steadiness) are
 weighted by paraverbal evidence and the amount of speech; energy blends
 speech activity and pitch variation (weighted by audio coverage) with motion
-(weighted by video coverage); rapport and learning are not measured: 50,
-weight 0.
+(weighted by video coverage); rapport weighs nods and affirmations against shakes,
+negations and strain words (video and verbal evidence); learning counts interest and
+confusion phrases and seconds of leaning in (:func:`workers.session_baseline.learning_cqi`).
+A dimension with no such cue stays 50 with weight 0.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ from workers.features import (
     motion_features,
     to_gray_small,
 )
+from workers.session_baseline import learning_cqi
 from workers.signal_shapes import raster, reversal_hz, step_contexts
 from workers.signal_shapes import runs as _runs
 from workers.thresholds import ModelSettings, MotionSettings, model_settings
@@ -112,8 +116,7 @@ PARAVERBAL_CUES = (
     "speech_rate", "rising_pitch", "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
     "filled_pause",
 )
-FACE_CUES = ("face_present", "head_nod", "head_shake", "look_away", "face_absent", "lean_in", "lean_back",
-             "head_tilt")
+FACE_CUES = ("face_present", "face_size", "head_nod", "head_shake", "look_away", "face_absent", "head_tilt")
 NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation", *FACE_CUES)
 DRIVER_MIN = 0.05
 
@@ -583,7 +586,6 @@ class BaselineModel:
 
         nod, shake = cov("head_nod"), cov("head_shake")
         away, absent = cov("look_away", lo2, hi2), cov("face_absent", lo2, hi2)
-        lean_in, lean_back = cov("lean_in"), cov("lean_back")
         tilt = cov("head_tilt")
         face = cov("face_present", lo2, hi2)
         loud_hi = _ramp(loud, -24.0, -14.0) * (loud_cov > 0)
@@ -596,7 +598,6 @@ class BaselineModel:
                 "horizontal_oscillation": 0.1 * osc_h,
                 "face_present": 0.15 * face,
                 "head_nod": 0.2 * nod,
-                "lean_in": 0.2 * lean_in,
             },
             "disengagement": {
                 "long_silence": 0.55 * sil * _ramp(sil_len, 2.0, 5.0),
@@ -630,10 +631,10 @@ class BaselineModel:
                           "pause": 0.15 * _ramp(pause_cov, 0.08, 0.3),
                           "head_tilt": 0.5 * tilt},
             "frustration": {"strain_word": 0.6 * said("strain_word"), "loudness": 0.25 * loud_hi * sp},
-            "skepticism": {"doubt_phrase": 0.6 * said("doubt_phrase"), "lean_back": 0.65 * lean_back,
-                           "head_tilt": 0.3 * tilt},
-            "interest": {"lean_in": 0.7 * lean_in, "interest_phrase": 0.6 * said("interest_phrase"),
-                         "head_nod": 0.15 * nod},
+            # leaning in / back is measured against the session's usual face size: the sequencer adds
+            # those terms (workers.session_baseline: interest and engagement, skepticism)
+            "skepticism": {"doubt_phrase": 0.6 * said("doubt_phrase"), "head_tilt": 0.3 * tilt},
+            "interest": {"interest_phrase": 0.6 * said("interest_phrase"), "head_nod": 0.15 * nod},
             # raised pitch against the speaker's own level: workers.session_baseline (the sequencer adds it)
             "stress": {"motion_energy": 0.5 * mot_hi,
                        "speech_rate": 0.3 * _ramp(rate, 5.2, 6.5) * (sp > 0),
@@ -713,10 +714,7 @@ class BaselineModel:
             value = 50 + 40 * pos - 30 * neg + 10 * min(1.0, face_s / 8.0)
             weight = max(min(1.0, face_s / 8.0) * mean_v, mean_w if count("affirmation", "negation") else 0.0)
             out["rapport"] = {"value": round(float(np.clip(value, 0, 100)), 1), "weight": round(weight, 4)}
-        learn = count("interest_phrase", "confusion_phrase")
-        lean = total("lean_in")
-        if learn or lean > 0:
-            value = 50 + 30 * min(1.0, learn / 2.0) + 20 * min(1.0, lean / 3.0)
-            weight = max(mean_w if learn else 0.0, mean_v * min(1.0, lean / 3.0))
-            out["learning"] = {"value": round(value, 1), "weight": round(weight, 4)}
+        learning = learning_cqi(cues, mean_w, mean_v)  # leaning in is added by the sequencer
+        if learning is not None:
+            out["learning"] = learning
         return out

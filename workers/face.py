@@ -65,6 +65,7 @@ MAX_GAP_S = 0.5  # a cached previous frame further back than this does not seed 
 CACHE_SESSIONS = 64
 CACHE_SECONDS = 45.0
 STATE_SECONDS = 2.0
+SIZE_STEP_S = 0.5  # face_size measurements: frontal runs cut into pieces of about this
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,6 @@ class FaceSettings:
     nod_max_hz: float = 4.5
     osc_axis_ratio: float = 2.0  # RMS along the axis over RMS across it
     chunk_s: float = 2.0  # face_present / nod / shake episodes: frontal runs cut into chunks of about this
-    # lean: face size over the median face size of the window's first ``lean_ref_s`` seconds
-    lean_in: float = 1.15
-    lean_back: float = 0.87
-    lean_ref_s: float = 5.0
-    lean_ref_min_frames: int = 15
-    lean_min_s: float = 1.0
     away_min_s: float = 0.5  # look_away and face_absent episodes
     no_face_min_s: float = 1.0  # a no-face range reported in coverage.degraded
     tilt_min_deg: float = 10.0  # head_tilt: |roll| of the eye line (landmarks only)...
@@ -635,16 +630,15 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     Cue values: ``face_present`` faces in frame (participant 0 is tracked);
     ``head_nod`` / ``head_shake`` nods (cycles) in the episode, with ``rate_hz`` and
     ``amplitude`` (fraction of the face size); ``look_away`` and ``face_absent``
-    seconds; ``lean_in`` / ``lean_back`` face size over the reference size; ``head_tilt`` the median
+    seconds; ``head_tilt`` the median
     roll in degrees (signed, + = the image-right eye lower) of a run of at least ``tilt_min_s`` with
     ``|roll| >= tilt_min_deg`` on the same side (only where landmarks measured the roll: MTCNN).
 
-    Lean is a change of face size against a reference taken inside the window (the median
-    frontal face size over its first ``lean_ref_s`` seconds), not against a per-session
-    running baseline: windows are analysed statelessly by any worker, and a baseline built
-    from whatever a worker happened to cache would make results depend on scheduling. So a
-    lean is reported for the first seconds after it happens, not as a lasting posture (a
-    session baseline belongs to the sequencer's per-session state).
+    ``face_size`` (about every ``SIZE_STEP_S``) is the median height of the tracked face in pixels
+    of the analysis frame: a measurement, not a behaviour. Leaning in or back is a change of it
+    against the session's usual size, which one window cannot know (windows are analysed by any
+    worker, in any order): :mod:`workers.session_baseline` turns these into ``lean_in`` /
+    ``lean_back`` in the sequencer, against the committed part of the session.
     """
     if not recs:
         return [], []
@@ -696,8 +690,6 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
             s, e = span(i, j)
             if e - s >= cfg.tilt_min_s - 1e-6:
                 cues.append(cue("head_tilt", float(np.median(roll[i:j])), s, e))
-    ref_sel = frontal & (t < start + cfg.lean_ref_s)
-    reference = float(np.median(size[ref_sel])) if ref_sel.sum() >= cfg.lean_ref_min_frames else 0.0
     step = max(4, int(round(cfg.chunk_s / max(float(dt), 1e-3))))
     for i, j in _split(frontal):
         n = j - i
@@ -716,11 +708,9 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
             shake = _oscillation(cx[a:b], cy[a:b], med, seconds, cfg)
             if shake is not None:
                 cues.append(cue("head_shake", shake[0], s, e, rate_hz=shake[1], amplitude=shake[2]))
-        if reference > 0:
-            ratio = size[i:j] / reference
-            for name, mask in (("lean_in", ratio >= cfg.lean_in), ("lean_back", ratio <= cfg.lean_back)):
-                for a, b in _runs(mask):
-                    s, e = span(i + a, i + b)
-                    if e - s >= cfg.lean_min_s - 1e-6:
-                        cues.append(cue(name, float(np.median(ratio[a:b])), s, e))
+        pieces = max(1, int(round((j - i) * float(dt) / SIZE_STEP_S)))
+        edges = np.linspace(i, j, pieces + 1).round().astype(int)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            if b > a:
+                cues.append(cue("face_size", float(np.median(size[a:b])), *span(a, b)))
     return cues, no_face

@@ -19,11 +19,12 @@ and the key. Example (TOML)::
 Sections: ``voice`` (voice activity, pauses, silences), ``prosody`` (rising pitch,
 speech rate), ``fillers`` (:mod:`workers.fillers`), ``spotting``
 (:mod:`workers.spotting`), ``face`` (:class:`workers.face.FaceSettings`: turned / absent,
-nods and shakes, lean, look-away, head tilt), ``motion`` (the frame-difference cues of
+nods and shakes, look-away, head tilt), ``motion`` (the frame-difference cues of
 :mod:`workers.baseline`: motion energy chunks, stillness, vertical / horizontal
 oscillation), ``signals`` (the sequencer's on/off thresholds, hysteresis steps,
 probability bands and engagement states) and ``baseline`` (the speaker's usual pitch and
-loudness that raised pitch and loudness are measured against:
+loudness that raised pitch and loudness are measured against, and the lean ratios against
+the usual face size:
 :mod:`workers.session_baseline`).
 
 Left as module constants, not settings: cost knobs and detector internals (the face
@@ -171,9 +172,9 @@ def _check_pairs(where: str, s: ModelSettings) -> None:
         (s.prosody.rise_tail < s.prosody.rise_look <= s.prosody.rise_min_hops,
          "prosody.rise_tail < prosody.rise_look <= prosody.rise_min_hops is required"),
         (fa.nod_min_hz < fa.nod_max_hz, "face.nod_min_hz must be below face.nod_max_hz"),
-        (fa.lean_back < 1.0 < fa.lean_in, "face.lean_back must be below 1 and face.lean_in above 1"),
+        (s.baseline.lean_back < 1.0 < s.baseline.lean_in, "baseline.lean_back must be below 1 and baseline.lean_in above 1"),
         (fa.tilt_min_deg <= 90.0, "face.tilt_min_deg must be within [0, 90]"),
-        (fa.chunk_s > 0 and fa.lean_ref_s > 0, "face.chunk_s and face.lean_ref_s must be positive"),
+        (fa.chunk_s > 0, "face.chunk_s must be positive"),
         (s.baseline.pitch_lo_st < s.baseline.pitch_hi_st and s.baseline.loudness_lo_db < s.baseline.loudness_hi_db,
          "baseline.pitch_lo_st must be below pitch_hi_st and loudness_lo_db below loudness_hi_db"),
         (s.baseline.min_reference_s <= s.baseline.reference_s,

@@ -43,10 +43,10 @@ def test_look_away_absence_silence_give_disengagement(evaluation):
 
 def test_lean_in_and_lean_back(evaluation):
     _, ev = evaluation
-    # lean is measured against the window's first seconds (stateless workers), so it is found
-    # for a few seconds after the movement, and the return to the usual posture is a lean too
-    assert ev.table["interest"]["recall"] >= 0.6 and ev.table["interest"]["f1"] >= 0.5
-    assert ev.table["skepticism"]["recall"] >= 0.5 and ev.table["skepticism"]["f1"] >= 0.45
+    # lean is measured against the session's usual face size (the sequencer's session baseline), so
+    # it lasts as long as the posture and the return to the usual posture is no lean
+    assert ev.table["interest"]["precision"] >= 0.9 and ev.table["interest"]["f1"] >= 0.8
+    assert ev.table["skepticism"]["precision"] >= 0.9 and ev.table["skepticism"]["f1"] >= 0.8
 
 
 def test_no_hallucinated_rationale_cues(evaluation):

@@ -176,3 +176,17 @@ def test_model_cites_head_tilt_for_confusion_and_batches_sessions():
     assert "head_tilt" in r["drivers"]["confusion"] and "head_nod" in r["drivers"]["agreement"]
     tilt_steps = [i for i, t in enumerate(r["times"]) if t >= 5.5]
     assert min(r["signals"]["confusion"][i] for i in tilt_steps) >= 0.45
+
+
+def test_face_size_is_measured_every_half_second_for_the_session_baseline():
+    t = np.arange(0.0, 4.0, 0.1)
+    # 2 s at 60 px, then 2 s at 80 px, with a 1 s gap (absent) in the middle of the second part
+    recs = [FaceFrame(float(x), "absent" if 2.5 <= x < 3.0 else "frontal", 100.0, 100.0,
+                      60.0 if x < 2.0 else 80.0, 1) for x in t]
+    sizes = [c for c in face_cues(recs, 0.0, 4.0)[0] if c["cue"] == "face_size"]
+    assert all(0.3 <= c["end"] - c["start"] <= 0.75 for c in sizes)
+    assert [c["value"] for c in sizes if c["end"] <= 2.0] == [60.0] * 4
+    assert [c["value"] for c in sizes if c["start"] >= 2.0] == [80.0] * len([c for c in sizes if c["start"] >= 2.0])
+    assert not [c for c in sizes if c["start"] < 2.85 and c["end"] > 2.55], "no size where no face was seen"
+    # a lean needs the session's usual size: the window alone reports none
+    assert not [c for c in face_cues(recs, 0.0, 4.0)[0] if c["cue"] in ("lean_in", "lean_back")]

@@ -87,3 +87,40 @@ def test_settings_section_is_validated():
     assert from_mapping({"baseline": {"pitch_lo_st": 1.5}}).baseline.pitch_lo_st == 1.5
     with pytest.raises(ModelSettingsError, match="baseline.pitch_lo_st"):
         from_mapping({"baseline": {"pitch_lo_st": 6.0}})
+
+
+def sizes(start: float, end: float, px: float) -> list[dict]:
+    out, t = [], start
+    while t < end - 1e-9:
+        out.append({"modality": "nonverbal", "cue": "face_size", "value": px, "start": t, "end": min(end, t + 0.5),
+                    "participant": 0})
+        t += 0.5
+    return out
+
+
+def test_lean_is_against_the_usual_face_size_and_returning_to_it_is_no_lean():
+    b = SessionBaseline()
+    b.update(window(0.0, sizes(0.0, 8.0, 60.0)), 0.0, 8.0)
+    leaning = window(8.0, sizes(8.0, 10.0, 60.0) + sizes(10.0, 13.0, 80.0) + sizes(13.0, 16.0, 60.0),
+                     {"interest": [0.1] * 16, "engagement": [0.1] * 16, "skepticism": [0.0] * 16})
+    leaning["evidence"] = {"verbal": [0.0] * 16, "nonverbal": [1.0] * 16}
+    out = b.apply(leaning)
+    (lean,) = [c for c in out["cues"] if c["cue"].startswith("lean_")]
+    assert (lean["cue"], lean["value"], lean["start"], lean["end"]) == ("lean_in", pytest.approx(1.333, abs=1e-3), 10.0, 13.0)
+    assert lean["reference_px"] == 60.0
+    at = leaning["times"].index(11.5)
+    covered = 2.75 / 3.0  # the step's 3 s context [10.25, 13.25) holds 2.75 s of the lean
+    assert out["signals"]["interest"][at] == pytest.approx(0.1 + 0.7 * covered, abs=1e-4)
+    assert out["engagement"][at] == pytest.approx(0.1 + 0.2 * covered, abs=1e-4)
+    assert out["signals"]["engagement"] == out["engagement"]
+    assert out["drivers"]["interest"] == ["lean_in"] and "skepticism" not in out["drivers"]
+    assert out["cqi"]["learning"] == {"value": 70.0, "weight": 1.0}, "3 s of leaning in: the worker's learning formula"
+    b.update(out, 8.0, 16.0)
+    # back at the usual size after the lean (a within-window reference called this a lean back)
+    after = b.apply(window(16.0, sizes(16.0, 24.0, 60.0)))
+    assert not [c for c in after["cues"] if c["cue"].startswith("lean_")]
+    short = b.apply(window(16.0, sizes(16.0, 16.5, 45.0) + sizes(16.5, 24.0, 60.0)))
+    assert not [c for c in short["cues"] if c["cue"].startswith("lean_")], "0.5 s is no posture"
+    back = b.apply(window(16.0, sizes(16.0, 18.0, 45.0) + sizes(18.5, 20.0, 45.0)))
+    assert [(c["cue"], c["start"], c["end"]) for c in back["cues"] if c["cue"].startswith("lean_")] == \
+        [("lean_back", 16.0, 18.0), ("lean_back", 18.5, 20.0)], "a gap in the face track splits a lean"

@@ -30,7 +30,9 @@ def test_defaults_are_the_measured_values():
     assert s.signals == AnalysisSettings()
     assert (s.signals.on_threshold, s.signals.off_threshold, s.signals.band_high) == (0.6, 0.4, 0.75)
     assert (s.face.nod_min_amp, s.face.nod_min_hz, s.face.nod_max_hz, s.face.osc_axis_ratio) == (0.03, 1.0, 4.5, 2.0)
-    assert (s.face.lean_in, s.face.lean_back, s.face.tilt_min_deg, s.face.turned_eye_ratio) == (1.15, 0.87, 10.0, 0.8)
+    assert (s.face.tilt_min_deg, s.face.turned_eye_ratio) == (10.0, 0.8)
+    assert (s.baseline.lean_in, s.baseline.lean_back, s.baseline.pitch_lo_st, s.baseline.min_reference_s) == \
+        (1.15, 0.87, 2.0, 4.0)
     assert s.face == FaceSettings() and s.motion == MotionSettings()
     assert (s.motion.still_level, s.motion.min_still_s, s.motion.osc_min_hz, s.motion.osc_max_hz) == (0.6, 1.0, 1.5, 4.5)
 
@@ -49,10 +51,10 @@ def test_defaults_are_the_measured_values():
     ({"spotting": {"cut_search_s": 0.0}}, "spotting.cut_search_s must be at least one 20 ms hop"),
     ({"face": {"nod_min_amp": -0.01}}, "face.nod_min_amp must not be negative"),
     ({"face": {"skin_turned": 1.5}}, "face.skin_turned must be within [0, 1]"),
-    ({"face": {"lean_ref_min_frames": 2.5}}, "face.lean_ref_min_frames must be a whole number"),
+    ({"face": {"lean_in": 1.2}}, "unknown setting face.lean_in"),
     ({"face": {"nod_amp": 0.05}}, "unknown setting face.nod_amp"),
     ({"face": {"nod_min_hz": 5.0}}, "face.nod_min_hz must be below face.nod_max_hz"),
-    ({"face": {"lean_in": 0.9}}, "face.lean_back must be below 1 and face.lean_in above 1"),
+    ({"baseline": {"lean_in": 0.9}}, "baseline.lean_back must be below 1 and baseline.lean_in above 1"),
     ({"face": {"tilt_min_deg": 120.0}}, "face.tilt_min_deg must be within [0, 90]"),
     ({"motion": {"still_level": "low"}}, "motion.still_level must be a finite number"),
     ({"motion": {"osc_max_hz": 1.0}}, "motion.osc_min_hz must be below motion.osc_max_hz"),

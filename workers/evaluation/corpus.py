@@ -161,11 +161,6 @@ def build(script: tuple[Seg, ...] = SCRIPT, *, seed: int = 3) -> Corpus:
         head = seg.head
         kind = {"absent": "face_absent", "tilt": "head_tilt"}.get(head, head)
         cues.append({"kind": kind, "start": round(seg_start, 3), "end": round(seg_end, 3)})
-        prev_head = segments[-1][0].head if segments else None
-        if prev_head in ("lean_in", "lean_back") and head not in ("absent", "look_away"):
-            # the posture snaps back at the segment start: a real movement the opposite way
-            back = "lean_back" if prev_head == "lean_in" else "lean_in"
-            cues.append({"kind": back, "start": round(seg_start, 3), "end": round(min(seg_end, seg_start + 5.0), 3)})
         if head not in ("absent", "look_away"):
             cues.append({"kind": "face_present", "start": round(seg_start, 3), "end": round(seg_end, 3)})
         if head not in ("nod", "shake"):

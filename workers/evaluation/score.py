@@ -41,7 +41,7 @@ CUE_MATCH: dict[str, tuple[str, ...]] = {
     "pause": ("pause", "silence"), "long_silence": ("silence",), "filled_pause": ("filler",),
     "motion_energy": ("any",), "stillness": ("head_still",),
     "vertical_oscillation": ("nod",), "horizontal_oscillation": ("shake",),
-    "face_present": ("face_present",), "head_nod": ("nod",), "head_shake": ("shake",),
+    "face_present": ("face_present",), "face_size": ("face_present",), "head_nod": ("nod",), "head_shake": ("shake",),
     "look_away": ("look_away",), "face_absent": ("face_absent",),
     "lean_in": ("lean_in",), "lean_back": ("lean_back",), "head_tilt": ("head_tilt",),
     # against the speaker's usual level: only where the script raised it
