@@ -12,8 +12,34 @@ Backends (``INTER1SRV_ASR`` environment variable, or ``BaselineModel(asr=...)``)
 - ``pocketsphinx`` (default when the package is installed): keyphrase spotting
   with the en-us acoustic model and dictionary bundled in the ``pocketsphinx``
   wheel (no download). Free decoding of the default LM is ~0.5x real time and
-  poor on synthetic speech; keyphrase spotting is ~0.03x real time. Each
-  phrase's detection threshold is ``1e-(KWS_PER_PHONE * phones)``.
+  poor on synthetic speech; keyphrase spotting is ~0.03x real time. A phrase of
+  ``n`` phones (cmudict) has the detection threshold
+  ``1e-(KWS_PER_PHONE * (n - FREE_PHONES))`` = ``1e-(5 * (n - 4))``, at most ``1e-1``,
+  and at most ``1e-10`` (``MIN_EXPONENT``) for a phrase of several words: short words
+  ("no", "yes", "really", "maybe": 2-4 phones) get 1e-1, "pressure" 1e-5, "clearly"
+  1e-10, "definitely" 1e-25, "frustrating" 1e-30, "i don't understand" 1e-50. Chosen
+  with ``python -m workers.evaluation.keyphrases --sweep`` (every phrase in two carrier
+  sentences that are not the main corpus's, 4 espeak-ng voices, 136 distractor
+  sentences with near misses; 800 s of speech). Micro-averaged over the categories:
+
+  ==============================================  =========  ======  =====  ================
+  rule (per phone, free phones, phrase floor)     precision  recall  F1     false hits / min
+  ==============================================  =========  ======  =====  ================
+  1e-(1 * n), phrases >= 1e-10 (the rule before)  0.51       0.59    0.546  13.7
+  1e-(2 * n), phrases >= 1e-10                    0.43       0.69    0.528  19.2
+  1e-(1 * n), phrases >= 1e-25                    0.26       0.70    0.374  40.6
+  1e-(3 * (n - 3))                                0.60       0.65    0.624  10.6
+  1e-(5 * (n - 4))                                0.65       0.70    0.674  9.0
+  1e-(5 * (n - 4)), phrases >= 1e-10 (chosen)     0.60       0.71    0.650  10.4
+  ==============================================  =========  ======  =====  ================
+
+  One exponent per phone was too strict for long words and phrases (never found:
+  "tell me more"; rarely: "frustrating", "what do you mean", "definitely") and too
+  loose for short ones. The phrase floor costs 0.024 F1 on the probe ("i think",
+  "i agree" fire inside other words) but keeps the main corpus's slow "I think we
+  could" (without it, uncertainty F1 there falls from 0.86 to 0.55). "really" fires in
+  "review", "quarterly", "Berlin" even at 1e-0: no threshold fixes it (doubt_phrase
+  precision 0.37); "worried", "pressure", "stressed" stay mostly unspotted.
 - ``whisper:/path/to/model_dir``: a local faster-whisper (CTranslate2) model
   directory, if the user installed ``faster-whisper`` and has the weights;
   transcripts are matched against the lexicon with word timestamps.
@@ -32,8 +58,10 @@ import numpy as np
 
 from workers.lexicon import phrase_category
 
-KWS_PER_PHONE = 1.0
-MIN_EXPONENT = 10  # multi-word phrases: threshold at most 1e-10
+# a phrase of n phones: threshold 1e-(KWS_PER_PHONE * (n - FREE_PHONES)), at most 1e-1 (module docstring)
+KWS_PER_PHONE = 5.0
+FREE_PHONES = 4
+MIN_EXPONENT = 10  # multi-word phrases: threshold at most 1e-(MIN_EXPONENT)
 SAMPLE_RATE = 16_000
 # filled pauses ("um", "uh") are one or two phones: keyword spotting fires on every vowel
 # (measured on the espeak corpus), so the pocketsphinx backend does not spot them; the
@@ -54,12 +82,21 @@ class NoAsr:
         return []
 
 
+def kws_exponent(phones: int, words: int, per_phone: float = KWS_PER_PHONE, free_phones: float = FREE_PHONES,
+                 min_exponent: int = MIN_EXPONENT) -> int:
+    """The exponent of a phrase's detection threshold ``1e-(exponent)`` (larger is looser) for a phrase
+    of ``phones`` phones and ``words`` words."""
+    exponent = max(1, int(round(per_phone * (phones - free_phones))))
+    return max(exponent, min_exponent) if words > 1 else exponent
+
+
 class PocketSphinxKws:
     """Keyphrase spotting over the lexicon with pocketsphinx's bundled en-us model."""
 
     name = "pocketsphinx-kws"
 
-    def __init__(self, per_phone: float = KWS_PER_PHONE) -> None:
+    def __init__(self, per_phone: float = KWS_PER_PHONE, *, free_phones: float = FREE_PHONES,
+                 min_exponent: int = MIN_EXPONENT) -> None:
         import pocketsphinx
 
         model = pocketsphinx.get_model_path()
@@ -70,18 +107,14 @@ class PocketSphinxKws:
                 parts = line.split()
                 if parts and parts[0] not in phones:
                     phones[parts[0]] = len(parts) - 1
-        lines = []
+        self.thresholds: dict[str, int] = {}  # phrase -> exponent: threshold 1e-(exponent)
         for phrase, category in phrase_category().items():
             words = phrase.split()
             if category in KWS_SKIP or not all(w in phones for w in words):
                 continue
-            n = sum(phones[w] for w in words)
-            # a larger threshold (smaller exponent) is stricter: one short word is easily matched
-            # inside other words, so single words get exactly per_phone * phones, phrases at least 1e-10
-            exponent = max(2, int(round(per_phone * n)))
-            if len(words) > 1:
-                exponent = max(MIN_EXPONENT, exponent)
-            lines.append(f"{phrase} /1e-{exponent}/")
+            self.thresholds[phrase] = kws_exponent(sum(phones[w] for w in words), len(words), per_phone,
+                                                   free_phones, min_exponent)
+        lines = [f"{phrase} /1e-{exponent}/" for phrase, exponent in self.thresholds.items()]
         import tempfile
 
         fd, self._kws_path = tempfile.mkstemp(prefix="inter1srv-kws-", suffix=".txt")

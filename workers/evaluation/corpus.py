@@ -89,19 +89,25 @@ def espeak_available() -> bool:
 
 
 def _espeak(text: str, seg: Seg) -> np.ndarray:
-    ssml = []
     if text.startswith("~"):  # a filled pause: see FILLED_PAUSE
-        ssml, text = ["-m"], FILLED_PAUSE.format(text[1:])
-    out = subprocess.run([ESPEAK, *ssml, "-v", "en-us", "-s", str(seg.speed), "-p", str(seg.pitch),
-                          "-a", str(seg.amplitude), "--stdout", text], check=True, capture_output=True).stdout
+        return espeak_audio(FILLED_PAUSE.format(text[1:]), speed=seg.speed, pitch=seg.pitch,
+                            amplitude=seg.amplitude, ssml=True)
+    return espeak_audio(text, speed=seg.speed, pitch=seg.pitch, amplitude=seg.amplitude)
+
+
+def espeak_audio(text: str, *, voice: str = "en-us", speed: int = 160, pitch: int = 50, amplitude: int = 100,
+                 ssml: bool = False, rate: int = SR) -> np.ndarray:
+    """espeak-ng speech of ``text`` (SSML when ``ssml``), trimmed to its sound, float32 at ``rate`` Hz."""
+    out = subprocess.run([ESPEAK, *(["-m"] if ssml else []), "-v", voice, "-s", str(speed), "-p", str(pitch),
+                          "-a", str(amplitude), "--stdout", text], check=True, capture_output=True).stdout
     with wave.open(io.BytesIO(out)) as w:
         sr = w.getframerate()
         x = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
     loud = np.flatnonzero(np.abs(x) > 0.01)
     if loud.size:
         x = x[max(0, loud[0] - int(0.01 * sr)): loud[-1] + int(0.02 * sr)]
-    n_out = int(round(x.size * SR / sr))
-    return np.interp(np.arange(n_out) * (sr / SR), np.arange(x.size), x).astype(np.float32)
+    n_out = int(round(x.size * rate / sr))
+    return np.interp(np.arange(n_out) * (sr / rate), np.arange(x.size), x).astype(np.float32)
 
 
 def _phrase_labels(text: str, start: float, end: float) -> list[dict]:
