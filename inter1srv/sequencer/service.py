@@ -22,6 +22,7 @@ from inter1srv.config import ServerConfig
 from inter1srv.ipc import AsyncChannel, ChannelClosed
 from inter1srv.promtext import RATIO_BUCKETS, SECONDS_BUCKETS, Histogram
 from inter1srv.protocol.constants import INCLUDE_OVERALL, INCLUDE_TIMELINE
+from inter1srv.sequencer.affinity import WorkerLoad, choose_worker
 
 from .analysis import SessionAnalysis
 from .ledger import open_ledger
@@ -55,6 +56,7 @@ class SessionState:
     # unless the session finishes (an aborted upload delivered nothing and is billed 0)
     bill_at_end: bool = False
     failed: bool = False  # its analysis raised: aborting, nothing more is emitted
+    worker: str | None = None  # the worker its windows go to while it has credit (inter1srv.sequencer.affinity)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class WorkerConn:
     credit: int
     inflight: dict[str, tuple[str, int]] = field(default_factory=dict)
     device_stats: dict = field(default_factory=dict)  # GPU memory / utilisation, when it has one
+    sessions: set[str] = field(default_factory=set)  # sessions pinned to it
 
     @property
     def free(self) -> int:
@@ -272,13 +275,20 @@ class Sequencer:
     # -- workers ------------------------------------------------------------------
     def _dispatch(self) -> None:
         while self.queue:
-            worker = max(self.workers.values(), key=lambda w: w.free, default=None)
-            if worker is None or worker.free <= 0:
-                return
-            sid, index = self.queue.popleft()
+            sid, index = self.queue[0]
             s = self.sessions.get(sid)
             if s is None or s.schedule.windows[index].state != WindowState.QUEUED:
+                self.queue.popleft()
                 continue
+            loads = {wid: WorkerLoad(w.free, len(w.sessions)) for wid, w in self.workers.items()}
+            wid, pin = choose_worker(s.worker, loads)
+            if wid is None:
+                return
+            self.queue.popleft()
+            worker = self.workers[wid]
+            if pin:
+                s.worker = wid
+                worker.sessions.add(sid)
             w = s.schedule.windows[index]
             w.state = WindowState.INFLIGHT
             w.attempts += 1
@@ -504,6 +514,7 @@ class Sequencer:
     def _forget(self, s: SessionState) -> None:
         self.sessions.pop(s.sid, None)
         for worker in list(self.workers.values()):
+            worker.sessions.discard(s.sid)
             try:
                 worker.channel.send({"op": "forget", "ring": s.ring})
             except ChannelClosed:
