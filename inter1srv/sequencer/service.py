@@ -274,17 +274,27 @@ class Sequencer:
 
     # -- workers ------------------------------------------------------------------
     def _dispatch(self) -> None:
+        """Send queued windows, in order, to their sessions' workers (:mod:`inter1srv.sequencer.affinity`);
+        a window whose worker has no credit waits without holding up other sessions' windows."""
+        waiting: list[tuple[str, int]] = []
+        try:
+            self._dispatch_queue(waiting)
+        finally:
+            self.queue.extendleft(reversed(waiting))
+
+    def _dispatch_queue(self, waiting: list[tuple[str, int]]) -> None:
         while self.queue:
-            sid, index = self.queue[0]
+            if not any(w.free > 0 for w in self.workers.values()):
+                return
+            sid, index = self.queue.popleft()
             s = self.sessions.get(sid)
             if s is None or s.schedule.windows[index].state != WindowState.QUEUED:
-                self.queue.popleft()
                 continue
-            loads = {wid: WorkerLoad(w.free, len(w.sessions)) for wid, w in self.workers.items()}
+            loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight) for wid, w in self.workers.items()}
             wid, pin = choose_worker(s.worker, loads)
             if wid is None:
-                return
-            self.queue.popleft()
+                waiting.append((sid, index))
+                continue
             worker = self.workers[wid]
             if pin:
                 s.worker = wid
