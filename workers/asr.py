@@ -25,12 +25,12 @@ Backends (``INTER1SRV_ASR`` environment variable, or ``BaselineModel(asr=...)``)
   ==============================================  =========  ======  =====  ================
   rule (per phone, free phones, phrase floor)     precision  recall  F1     false hits / min
   ==============================================  =========  ======  =====  ================
-  1e-(1 * n), phrases >= 1e-10 (the rule before)  0.51       0.59    0.546  13.7
-  1e-(2 * n), phrases >= 1e-10                    0.43       0.69    0.528  19.2
-  1e-(1 * n), phrases >= 1e-25                    0.26       0.70    0.374  40.6
+  1e-(1 * n), phrases <= 1e-10 (the rule before)  0.51       0.59    0.546  13.7
+  1e-(2 * n), phrases <= 1e-10                    0.43       0.69    0.528  19.2
+  1e-(1 * n), phrases <= 1e-25                    0.26       0.70    0.374  40.6
   1e-(3 * (n - 3))                                0.60       0.65    0.624  10.6
   1e-(5 * (n - 4))                                0.65       0.70    0.674  9.0
-  1e-(5 * (n - 4)), phrases >= 1e-10 (chosen)     0.60       0.71    0.650  10.4
+  1e-(5 * (n - 4)), phrases <= 1e-10 (chosen)     0.60       0.71    0.650  10.4
   ==============================================  =========  ======  =====  ================
 
   One exponent per phone was too strict for long words and phrases (never found:
@@ -39,7 +39,10 @@ Backends (``INTER1SRV_ASR`` environment variable, or ``BaselineModel(asr=...)``)
   "i agree" fire inside other words) but keeps the main corpus's slow "I think we
   could" (without it, uncertainty F1 there falls from 0.86 to 0.55). "really" fires in
   "review", "quarterly", "Berlin" even at 1e-0: no threshold fixes it (doubt_phrase
-  precision 0.37); "worried", "pressure", "stressed" stay mostly unspotted.
+  precision 0.37); "worried", "pressure", "stressed" stay mostly unspotted. The rule was
+  chosen on this probe, so its probe figures are not an independent test of it; the main
+  corpus's table (README) is the check that did not take part in the choice, except for
+  the phrase floor above.
 - ``whisper:/path/to/model_dir``: a local faster-whisper (CTranslate2) model
   directory, if the user installed ``faster-whisper`` and has the weights;
   transcripts are matched against the lexicon with word timestamps.

@@ -121,11 +121,14 @@ NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizon
 DRIVER_MIN = 0.05
 
 
+FILLER_SLACK_S = 0.2  # word timestamps of a transcribing backend drift by about this much
+
+
 def one_filler_per_sound(verbal: list[Cue], cues: list[Cue]) -> list[Cue]:
     """``verbal`` without the ``filler`` words ("um", "uh" from a transcribing backend such as
-    whisper) that overlap a measured ``filled_pause``: one sound, counted once (the acoustic cue
-    keeps its held duration)."""
-    held = [(c["start"], c["end"]) for c in cues if c["cue"] == "filled_pause"]
+    whisper) that overlap a measured ``filled_pause`` (within ``FILLER_SLACK_S``): one sound,
+    counted once (the acoustic cue keeps its held duration)."""
+    held = [(c["start"] - FILLER_SLACK_S, c["end"] + FILLER_SLACK_S) for c in cues if c["cue"] == "filled_pause"]
     return [c for c in verbal
             if c["cue"] != "filler" or not any(s < c["end"] and c["start"] < e for s, e in held)]
 

@@ -31,6 +31,11 @@ CQI_DIMENSIONS: tuple[str, ...] = ("clarity", "authority", "energy", "rapport", 
 MODALITIES: tuple[str, ...] = ("verbal", "paraverbal", "nonverbal")
 AUDIO_SAMPLE_RATE = 16_000
 STEP_SECONDS = 0.5
+# which part of the analysis workers do and which the sequencer adds: bumped when that split changes
+# (2: the sequencer derives raised pitch / loudness and lean from the session baseline). Workers send
+# it in their hello; the sequencer refuses a worker of another version (a SIGHUP reload replaces
+# workers and frontends, not the sequencer: such an upgrade needs a full restart).
+RESULT_CONTRACT = 2
 
 
 @dataclass

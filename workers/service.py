@@ -21,7 +21,7 @@ from inter1srv.ipc import BlockingChannel, ChannelClosed
 from shm.media_ring import Lapped, MediaRing
 
 from .batching import next_batch
-from .contract import AUDIO_SAMPLE_RATE, WindowInput
+from .contract import AUDIO_SAMPLE_RATE, RESULT_CONTRACT, WindowInput
 from .device_stats import gpu_stats
 
 log = logging.getLogger("inter1srv.worker")
@@ -136,7 +136,7 @@ class Worker:
     def _link(self) -> BlockingChannel:
         channel = self._connect()
         channel.send({"op": "hello", "role": "worker", "wid": self.wid, "pid": os.getpid(), "device": self.device,
-                      "batch_max": self.cfg.batch_max})
+                      "batch_max": self.cfg.batch_max, "contract": RESULT_CONTRACT})
         self.link_lost.clear()
         threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
         return channel
@@ -178,6 +178,9 @@ class Worker:
                     self.jobs.put(msg)
                 elif msg.get("op") == "forget":
                     self.rings.forget(msg["ring"])
+                elif msg.get("op") == "refused":  # e.g. another result contract: retrying cannot help
+                    logs.log(log, logging.ERROR, "refused by the sequencer", worker=self.wid, reason=msg.get("reason"))
+                    os._exit(2)
         except (ChannelClosed, OSError):
             self.link_lost.set()
 

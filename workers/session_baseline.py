@@ -13,11 +13,13 @@ turns a window's measurements into cues against them:
 - ``lean_in`` / ``lean_back`` (nonverbal; value: the tracked face's ``face_size`` over its
   usual size, held at least ``lean_min_s``): interest and engagement / skepticism.
 
-A reference is the duration-weighted median of the measurement over the last
-``reference_s`` seconds where it was measured, used once ``min_reference_s`` seconds are
-in; before that there is no reference and no claim. Only committed slices enter it, so
-the result of a window depends on the media alone, not on timing or on which worker saw
-what. The signal terms use the step contexts of :mod:`workers.baseline`: for a raised
+A reference is the duration-weighted median of the measurement over its last
+``reference_s`` measured seconds (seconds of speech for pitch and loudness, of a tracked
+face for its size: they may span more media time), used once ``min_reference_s`` seconds
+are in; before that there is no reference and no claim. Only committed slices enter it,
+in media order, so a window's events depend only on the slices committed before it, not
+on which worker analysed what or when (a slice shed under overload is not committed and
+so is not part of any reference). The signal terms use the step contexts of :mod:`workers.baseline`: for a raised
 voice ``weight * ramp(value, lo, hi)`` where the cue overlaps the 2 s context, for a lean
 ``weight * (fraction of the 3 s context covered)``. The CQI ``learning`` dimension, which
 counts leaning in, is recomputed with :func:`learning_cqi` (the worker's formula).
@@ -101,10 +103,10 @@ class SessionBaseline:
         self._history["face_size"] = deque()
 
     def reference(self, source: str) -> float | None:
-        """Duration-weighted median of ``source`` over the kept speech, or None with too little."""
+        """Duration-weighted median of ``source`` over the kept measurements, or None with too little."""
         kept = self._history[source]
         total = sum(d for _, d in kept)
-        if total < self.settings.min_reference_s:
+        if not kept or total < self.settings.min_reference_s:
             return None
         ordered = sorted(kept)
         half, acc = total / 2.0, 0.0
@@ -118,12 +120,14 @@ class SessionBaseline:
         """``result`` with the cues against the references and their terms added (a new dict;
         the input is not changed)."""
         cues = list(result.get("cues") or [])
+        times = np.asarray(result.get("times") or [], dtype=np.float64)
         raised = self._raised(cues)
         leans = self._leans(cues)
-        if not raised and not leans:
+        if not times.size or (not raised and not leans):
             return dict(result)
-        times = np.asarray(result.get("times") or [], dtype=np.float64)
-        start, end, step = float(result["start"]), float(result["end"]), float(result.get("step") or 0.5)
+        step = float(result.get("step") or 0.5)
+        start = float(result.get("start", times[0]))
+        end = float(result.get("end", times[-1] + step))
         out = {**result, "cues": cues + raised + leans, "signals": dict(result.get("signals") or {}),
                "drivers": {k: list(v) for k, v in (result.get("drivers") or {}).items()}}
         lo, hi = step_contexts(times, start, end, CONTEXT_S, step)
@@ -139,7 +143,8 @@ class SessionBaseline:
             ev = result.get("evidence") or {}
             means = [float(np.mean(ev.get(m) or [0.0])) for m in ("verbal", "nonverbal")]
             learning = learning_cqi(out["cues"], *means)
-            if learning is not None:
+            given = (result.get("cqi") or {}).get("learning") or {}
+            if learning is not None and learning["weight"] >= float(given.get("weight", 0.0)):
                 out["cqi"] = {**(result.get("cqi") or {}), "learning": learning}
         return out
 
@@ -165,7 +170,8 @@ class SessionBaseline:
         if ref is None or ref <= 0:
             return []
         s = self.settings
-        sizes = sorted((c for c in cues if c["cue"] == "face_size"), key=lambda c: float(c["start"]))
+        sizes = sorted((c for c in cues if c["cue"] == "face_size" and c.get("participant", 0) == 0),
+                       key=lambda c: float(c["start"]))
         out: list[dict] = []
         for name, leaning in (("lean_in", lambda x: x >= s.lean_in), ("lean_back", lambda x: x <= s.lean_back)):
             run: list[tuple[dict, float]] = []
@@ -188,10 +194,12 @@ class SessionBaseline:
         """Fold the committed slice [a, b) of ``result`` into the references."""
         for source, kept in self._history.items():
             for c in result.get("cues") or []:
-                if c["cue"] == source:
-                    seconds = _overlap(c, a, b)
-                    if seconds > 0:
-                        kept.append((float(c["value"]), seconds))
+                if c["cue"] != source or (source == "face_size" and c.get("participant", 0) != 0):
+                    continue
+                value, seconds = float(c["value"]), _overlap(c, a, b)
+                # a level in dB may be negative; a pitch or a size must be positive to be a level at all
+                if seconds > 0 and math.isfinite(value) and (source == "loudness" or value > 0):
+                    kept.append((value, seconds))
             total = sum(d for _, d in kept)
             while kept and total - kept[0][1] >= self.settings.reference_s:
                 total -= kept.popleft()[1]

@@ -128,6 +128,16 @@ class ModelSettings:
     baseline: SessionBaselineSettings = field(default_factory=SessionBaselineSettings)
 
 
+# settings of earlier versions: what became of them (an operator's file that still has one is refused with this)
+MOVED = {
+    "face.lean_in": "moved to baseline.lean_in (lean is measured against the session's usual face size)",
+    "face.lean_back": "moved to baseline.lean_back (lean is measured against the session's usual face size)",
+    "face.lean_min_s": "moved to baseline.lean_min_s (lean is measured against the session's usual face size)",
+    "face.lean_ref_s": "is gone: lean is measured against the session's usual face size (baseline section)",
+    "face.lean_ref_min_frames": "is gone: lean is measured against the session's usual face size (baseline section)",
+}
+
+
 class ModelSettingsError(ValueError):
     """An operator's settings file that cannot be used (the message says where and why)."""
 
@@ -177,8 +187,8 @@ def _check_pairs(where: str, s: ModelSettings) -> None:
         (fa.chunk_s > 0, "face.chunk_s must be positive"),
         (s.baseline.pitch_lo_st < s.baseline.pitch_hi_st and s.baseline.loudness_lo_db < s.baseline.loudness_hi_db,
          "baseline.pitch_lo_st must be below pitch_hi_st and loudness_lo_db below loudness_hi_db"),
-        (s.baseline.min_reference_s <= s.baseline.reference_s,
-         "baseline.min_reference_s must not exceed baseline.reference_s"),
+        (0 < s.baseline.min_reference_s <= s.baseline.reference_s,
+         "baseline.min_reference_s must be positive and not exceed baseline.reference_s"),
         (mo.osc_min_hz < mo.osc_max_hz, "motion.osc_min_hz must be below motion.osc_max_hz"),
         (mo.max_pair_dt > 0 and mo.chunk_s > 0, "motion.max_pair_dt and motion.chunk_s must be positive"),
     ]
@@ -205,6 +215,8 @@ def from_mapping(data: Any, where: str = "model settings") -> ModelSettings:
         changes = {}
         for key, value in values.items():
             if key not in known:
+                if f"{section}.{key}" in MOVED:
+                    raise ModelSettingsError(f"{where}: {section}.{key} {MOVED[f'{section}.{key}']}")
                 raise ModelSettingsError(f"{where}: unknown setting {section}.{key} (known: {', '.join(known)})")
             changes[key] = _check_value(where, section, key, known[key], value)
         out[section] = replace(current, **changes)

@@ -248,7 +248,8 @@ class SessionAnalysis:
                  baseline: SessionBaselineSettings | None = None) -> None:
         # the operator's thresholds ($INTER1SRV_MODEL_SETTINGS, sections "signals", "baseline") unless given
         self.settings = settings or replace(model_settings().signals)
-        # the speaker's usual pitch and loudness, from the committed slices (raised_pitch, raised_loudness)
+        # the speaker's usual pitch, loudness and face size, from the committed slices (raised_pitch,
+        # raised_loudness, lean_in / lean_back: workers.session_baseline)
         self._baseline = SessionBaseline(baseline or model_settings().baseline)
         self._tracks = {s: _Track() for s in SIGNAL_TYPES}
         self._state: str | None = None

@@ -23,6 +23,7 @@ from inter1srv.ipc import AsyncChannel, ChannelClosed
 from inter1srv.promtext import RATIO_BUCKETS, SECONDS_BUCKETS, Histogram
 from inter1srv.protocol.constants import INCLUDE_OVERALL, INCLUDE_TIMELINE
 from inter1srv.sequencer.affinity import WorkerLoad, choose_worker
+from workers.contract import RESULT_CONTRACT
 
 from .analysis import SessionAnalysis
 from .ledger import open_ledger
@@ -175,6 +176,12 @@ class Sequencer:
                 await self._abort(s, "frontend_lost", notify_frontend=False)
 
     async def _serve_worker(self, channel: AsyncChannel, hello: dict) -> None:
+        if hello.get("contract") != RESULT_CONTRACT:
+            reason = (f"worker result contract {hello.get('contract')}, sequencer {RESULT_CONTRACT}: restart the "
+                      f"whole server (a reload replaces workers and frontends, not the sequencer)")
+            logs.log(log, logging.ERROR, "worker refused", worker=hello.get("wid"), reason=reason)
+            channel.send({"op": "refused", "reason": reason})
+            return
         # keyed by id and pid: during a reload an old and a new worker share the same id
         worker = WorkerConn(f"{hello.get('wid')}/{hello.get('pid')}", channel, credit=int(hello.get("batch_max", 1)))
         self.workers[worker.wid] = worker
@@ -283,28 +290,28 @@ class Sequencer:
             self.queue.extendleft(reversed(waiting))
 
     def _dispatch_queue(self, waiting: list[tuple[str, int]]) -> None:
-        while self.queue:
-            if not any(w.free > 0 for w in self.workers.values()):
-                return
+        loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight) for wid, w in self.workers.items()}
+        now = time.monotonic()
+        spill_after = self.cfg.live_window_deadline_seconds / 2
+        while self.queue and any(load.free > 0 for load in loads.values()):
             sid, index = self.queue.popleft()
             s = self.sessions.get(sid)
             if s is None or s.schedule.windows[index].state != WindowState.QUEUED:
                 continue
-            loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight) for wid, w in self.workers.items()}
-            wid, pin = choose_worker(s.worker, loads)
+            w = s.schedule.windows[index]
+            wid, pin = choose_worker(s.worker, loads, overdue=now - w.ready_at > spill_after)
+            if pin != s.worker:
+                self._pin(s, pin, loads)
             if wid is None:
                 waiting.append((sid, index))
                 continue
             worker = self.workers[wid]
-            if pin:
-                s.worker = wid
-                worker.sessions.add(sid)
-            w = s.schedule.windows[index]
             w.state = WindowState.INFLIGHT
             w.attempts += 1
-            w.dispatched_at = time.monotonic()
+            w.dispatched_at = now
             job_id = f"{sid}:{index}:{w.attempts}"
             worker.inflight[job_id] = (sid, index)
+            loads[wid] = WorkerLoad(worker.free, len(worker.sessions), False)
             try:
                 worker.channel.send(
                     {"op": "job", "id": job_id, "sid": sid, "ring": s.ring, "index": index, "start": w.start, "end": w.end}
@@ -314,6 +321,20 @@ class Sequencer:
                 w.state = WindowState.QUEUED
                 self.queue.appendleft((sid, index))
                 self.workers.pop(worker.wid, None)
+                loads.pop(worker.wid, None)
+
+    def _pin(self, s: SessionState, wid: str | None, loads: dict[str, WorkerLoad]) -> None:
+        """Move session ``s`` to worker ``wid``, keeping the session counts in ``loads`` true."""
+        old = self.workers.get(s.worker) if s.worker is not None else None
+        new = self.workers.get(wid) if wid is not None else None
+        if old is not None:
+            old.sessions.discard(s.sid)
+        if new is not None:
+            new.sessions.add(s.sid)
+        for worker in (old, new):
+            if worker is not None and worker.wid in loads:
+                loads[worker.wid] = loads[worker.wid]._replace(sessions=len(worker.sessions))
+        s.worker = wid
 
     def _on_worker(self, worker: WorkerConn, msg: dict) -> None:
         if msg.get("op") == "stats":

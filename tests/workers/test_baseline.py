@@ -361,8 +361,9 @@ def test_a_filler_word_over_a_measured_filled_pause_counts_once():
                 "start": s, "end": e}
 
     held = [c("filled_pause", 3.4, 4.0)]
-    verbal = [c("filler", 3.5, 3.9), c("filler", 6.0, 6.2), c("hedge", 3.5, 3.9)]
-    assert one_filler_per_sound(verbal, held) == verbal[1:]
+    verbal = [c("filler", 3.5, 3.9), c("filler", 6.0, 6.2), c("hedge", 3.5, 3.9), c("filler", 4.1, 4.3)]
+    # the last word's timestamps drifted 0.1 s past the held vowel: still the same sound
+    assert one_filler_per_sound(verbal, held) == verbal[1:3]
 
 
 @pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")

@@ -124,3 +124,41 @@ def test_lean_is_against_the_usual_face_size_and_returning_to_it_is_no_lean():
     back = b.apply(window(16.0, sizes(16.0, 18.0, 45.0) + sizes(18.5, 20.0, 45.0)))
     assert [(c["cue"], c["start"], c["end"]) for c in back["cues"] if c["cue"].startswith("lean_")] == \
         [("lean_back", 16.0, 18.0), ("lean_back", 18.5, 20.0)], "a gap in the face track splits a lean"
+
+
+def test_unusable_measurements_and_results_without_steps_are_safe():
+    b = SessionBaseline(SessionBaselineSettings(min_reference_s=0.5))
+    assert b.reference("pitch") is None, "nothing kept: no reference, whatever the minimum"
+    b.update(window(0.0, [cue("pitch", float("nan"), 0.0, 2.0), cue("pitch", 0.0, 2.0, 3.0),
+                          cue("loudness", -20.0, 0.0, 3.0)]), 0.0, 8.0)
+    assert b.reference("pitch") is None, "nan and 0 Hz are not a pitch"
+    assert b.reference("loudness") == -20.0, "a level in dBFS is negative"
+    b.update(window(0.0, [cue("pitch", 100.0, 3.0, 8.0)]), 0.0, 8.0)
+    assert b.reference("pitch") == 100.0
+    # a result with no steps, or without start / end (another model): kept as it is, or steps taken from times
+    empty = {"times": [], "cues": [cue("pitch", 200.0, 0.0, 1.0)], "signals": {}}
+    assert b.apply(empty) == empty
+    bare = window(8.0, [cue("pitch", 200.0, 8.0, 12.0)])
+    del bare["start"], bare["end"], bare["step"], bare["evidence"], bare["cqi"], bare["drivers"]
+    out = b.apply(bare)
+    assert [c["cue"] for c in out["cues"]].count("raised_pitch") == 1 and max(out["signals"]["stress"]) == 0.5
+
+
+def test_learning_from_a_lean_does_not_replace_a_better_supported_one():
+    b = SessionBaseline()
+    b.update(window(0.0, sizes(0.0, 8.0, 60.0)), 0.0, 8.0)
+    w = window(8.0, sizes(8.0, 12.0, 80.0))
+    w["evidence"] = {"verbal": [0.0] * 16, "nonverbal": [0.2] * 16}
+    w["cqi"] = {"learning": {"value": 80.0, "weight": 0.9}}
+    assert b.apply(w)["cqi"]["learning"] == {"value": 80.0, "weight": 0.9}
+    w["cqi"] = {"learning": {"value": 50.0, "weight": 0.0}}
+    assert b.apply(w)["cqi"]["learning"]["weight"] == pytest.approx(0.2)
+
+
+def test_a_gap_in_the_session_keeps_the_reference():
+    sa = SessionAnalysis(AnalysisSettings(), SessionBaselineSettings())
+    sa.commit(window(0.0, [cue("pitch", 100.0, 0.0, 8.0)]), 0.0, 8.0, feedback_dimensions=None)
+    # 8-20 s dropped (shed or never analysed): the next slice does not join, the reference is still there
+    events = sa.commit(window(20.0, [cue("voice_activity", 1.0, 20.0, 28.0), cue("pitch", 170.0, 20.0, 28.0)],
+                              {"stress": [0.2] * 16}), 20.0, 28.0, feedback_dimensions=None)
+    assert [e.data["signal_type"] for e in events if e.type == "signal.detected"] == ["stress"]

@@ -7,24 +7,33 @@ from inter1srv.sequencer.affinity import WorkerLoad, choose_worker
 from inter1srv.sequencer.service import Sequencer, WorkerConn
 
 
-def test_new_session_goes_to_the_worker_with_fewest_sessions():
+def test_new_session_is_pinned_to_the_worker_with_fewest_sessions():
     loads = {"a": WorkerLoad(free=8, sessions=3), "b": WorkerLoad(free=2, sessions=1)}
-    assert choose_worker(None, loads) == ("b", True)
-    # equal counts: the freer one; a worker without credit is never chosen
-    assert choose_worker(None, {"a": WorkerLoad(8, 1), "b": WorkerLoad(2, 1)}) == ("a", True)
-    assert choose_worker(None, {"a": WorkerLoad(0, 0), "b": WorkerLoad(1, 5)}) == ("b", True)
-    assert choose_worker(None, {"a": WorkerLoad(0, 0)}) == (None, False)
-    assert choose_worker(None, {}) == (None, False)
+    assert choose_worker(None, loads) == ("b", "b")
+    # equal counts: the freer one
+    assert choose_worker(None, {"a": WorkerLoad(8, 1), "b": WorkerLoad(2, 1)}) == ("a", "a")
+    # the least loaded is full: pinned there all the same, the window waits (or goes to an idle worker)
+    assert choose_worker(None, {"a": WorkerLoad(0, 0), "b": WorkerLoad(1, 5)}) == (None, "a")
+    assert choose_worker(None, {"a": WorkerLoad(0, 0), "b": WorkerLoad(8, 5, idle=True)}) == ("b", "a")
+    assert choose_worker(None, {}) == (None, None)
 
 
-def test_pinned_session_stays_spills_only_to_an_idle_worker_and_is_repinned_when_its_worker_is_gone():
-    assert choose_worker("a", {"a": WorkerLoad(1, 9), "b": WorkerLoad(8, 0, idle=True)}) == ("a", False)
-    assert choose_worker("a", {"a": WorkerLoad(0, 9), "b": WorkerLoad(7, 0)}) == (None, False), \
+def test_pinned_session_stays_waits_spills_to_idle_or_when_overdue():
+    assert choose_worker("a", {"a": WorkerLoad(1, 2), "b": WorkerLoad(8, 1, idle=True)}) == ("a", "a")
+    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(7, 1)}) == (None, "a"), \
         "a busy worker does not take another session's window: wait for its own"
-    assert choose_worker("a", {"a": WorkerLoad(0, 9), "b": WorkerLoad(8, 0, idle=True)}) == ("b", False), \
+    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(8, 1, idle=True)}) == ("b", "a"), \
         "an idle worker does: spill, keep the pin"
-    assert choose_worker("a", {"a": WorkerLoad(0, 9)}) == (None, False), "wait for its worker"
-    assert choose_worker("gone", {"a": WorkerLoad(2, 3), "b": WorkerLoad(2, 1)}) == ("b", True)
+    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(7, 1)}, overdue=True) == ("b", "a"), \
+        "a window that waited too long goes to any worker with credit"
+    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(0, 1)}, overdue=True) == (None, "a")
+
+
+def test_pin_moves_when_its_worker_is_gone_or_much_busier():
+    assert choose_worker("gone", {"a": WorkerLoad(2, 3), "b": WorkerLoad(2, 1)}) == ("b", "b")
+    # a restarted worker with no sessions takes them over one at a time, until within one
+    assert choose_worker("a", {"a": WorkerLoad(5, 4), "b": WorkerLoad(8, 0)}) == ("b", "b")
+    assert choose_worker("a", {"a": WorkerLoad(5, 3), "b": WorkerLoad(8, 2)}) == ("a", "a")
 
 
 class FakeChannel:
@@ -67,7 +76,8 @@ def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
         await seq._on_frontend(frontend, {"op": "media", "sid": moved, "until": 20.0})
         await seq._on_frontend(frontend, {"op": "media", "sid": other, "until": 20.0})
         assert [j["sid"] for j in _jobs(chans["w2"])[sent:]] == [other]
-        assert list(seq.queue) == [(moved, seq.queue[0][1])]
+        (waiting,) = seq.queue
+        assert waiting[0] == moved and seq.sessions[moved].schedule.windows[waiting[1]].start == 12.0
         # w2 goes idle: the waiting window spills to it, and the session stays pinned to w1
         for job in _jobs(chans["w2"]):
             w2.inflight.pop(job["id"], None)
@@ -80,4 +90,50 @@ def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
         await seq._on_frontend(frontend, {"op": "media", "sid": moved, "until": 23.0})
         assert seq.sessions[moved].worker == "w2" and moved in seq.workers["w2"].sessions
 
+        # a session that ends is unpinned
+        await seq._on_frontend(frontend, {"op": "abort", "sid": moved, "reason": "client_disconnect"})
+        assert moved not in seq.workers["w2"].sessions
+
     asyncio.run(run())
+
+
+def test_window_waiting_past_half_the_live_deadline_spills_to_a_busy_worker(tmp_path):
+    async def run():
+        seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
+        chans = {wid: FakeChannel() for wid in ("w1", "w2")}
+        for wid, ch in chans.items():
+            seq.workers[wid] = WorkerConn(wid, ch, credit=4)
+        frontend = FakeChannel()
+        for sid in ("s1", "s2"):
+            await seq._on_frontend(frontend, {"op": "open", "sid": sid, "ring": f"r-{sid}", "config": {}})
+            await seq._on_frontend(frontend, {"op": "media", "sid": sid, "until": 11.0})  # 4 windows each
+        pinned = seq.sessions["s1"].worker
+        other = "w2" if pinned == "w1" else "w1"
+        assert seq.sessions["s2"].worker == other and not seq.queue
+        await seq._on_frontend(frontend, {"op": "media", "sid": "s1", "until": 14.0})
+        assert len(seq.queue) == 1, "its worker is full and the other is busy: the window waits"
+        seq.workers[other].credit = 5  # one slot frees on the busy worker
+        seq._dispatch()
+        assert len(seq.queue) == 1, "a busy worker does not take it while it is fresh"
+        sid, index = seq.queue[0]
+        seq.sessions[sid].schedule.windows[index].ready_at -= seq.cfg.live_window_deadline_seconds
+        seq._dispatch()
+        assert not seq.queue and _jobs(chans[other])[-1]["sid"] == "s1"
+        assert seq.sessions["s1"].worker == pinned
+
+    asyncio.run(run())
+
+
+def test_worker_of_another_result_contract_is_refused(tmp_path):
+    from workers.contract import RESULT_CONTRACT
+
+    async def run():
+        seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
+        ch = FakeChannel()
+        await seq._serve_worker(ch, {"role": "worker", "wid": "w0", "pid": 1, "contract": RESULT_CONTRACT - 1})
+        return seq, ch
+
+    seq, ch = asyncio.run(run())
+    assert not seq.workers
+    (refused,) = ch.sent
+    assert refused["op"] == "refused" and "restart the whole server" in refused["reason"]
