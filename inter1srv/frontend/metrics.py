@@ -15,6 +15,8 @@ _SEQUENCER_COUNTERS = {
     "windows_failed": "Windows whose analysis failed.",
     "late_results": "Results that arrived after their window was given up.",
     "workers_lost": "Worker connections lost (crash, kill or restart).",
+    "windows_spilled": "Windows sent to a worker other than their session's (idle, or theirs stalled).",
+    "sessions_repinned": "Sessions moved to another worker (theirs gone, or two sessions busier).",
     "billed_seconds_delivered": "Media seconds billed (union of delivered windows).",
     "dropped_seconds": "Media seconds reported in coverage.dropped.",
 }

@@ -68,6 +68,10 @@ class WorkerConn:
     inflight: dict[str, tuple[str, int]] = field(default_factory=dict)
     device_stats: dict = field(default_factory=dict)  # GPU memory / utilisation, when it has one
     sessions: set[str] = field(default_factory=set)  # sessions pinned to it
+    progress_at: float = field(default_factory=time.monotonic)  # got work while idle, or last finished a window
+
+    def stalled(self, now: float, after: float) -> bool:
+        return bool(self.inflight) and now - self.progress_at > after
 
     @property
     def free(self) -> int:
@@ -290,28 +294,37 @@ class Sequencer:
             self.queue.extendleft(reversed(waiting))
 
     def _dispatch_queue(self, waiting: list[tuple[str, int]]) -> None:
-        loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight) for wid, w in self.workers.items()}
         now = time.monotonic()
-        spill_after = self.cfg.live_window_deadline_seconds / 2
+        # a worker that finished nothing for this long is stalled (hung, or far slower than it should be);
+        # a busy worker's batch of 8 windows takes seconds, so this stays well above that
+        stall = 2 * self.cfg.live_window_deadline_seconds
+        loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight, w.stalled(now, stall))
+                 for wid, w in self.workers.items()}
         while self.queue and any(load.free > 0 for load in loads.values()):
             sid, index = self.queue.popleft()
             s = self.sessions.get(sid)
             if s is None or s.schedule.windows[index].state != WindowState.QUEUED:
                 continue
             w = s.schedule.windows[index]
-            wid, pin = choose_worker(s.worker, loads, overdue=now - w.ready_at > spill_after)
+            wid, pin = choose_worker(s.worker, loads)
             if pin != s.worker:
+                if s.worker is not None:
+                    self.stats["sessions_repinned"] += 1
                 self._pin(s, pin, loads)
             if wid is None:
                 waiting.append((sid, index))
                 continue
             worker = self.workers[wid]
+            if wid != pin:
+                self.stats["windows_spilled"] += 1
             w.state = WindowState.INFLIGHT
             w.attempts += 1
             w.dispatched_at = now
             job_id = f"{sid}:{index}:{w.attempts}"
+            if not worker.inflight:
+                worker.progress_at = now  # stalled counts from the moment it has work
             worker.inflight[job_id] = (sid, index)
-            loads[wid] = WorkerLoad(worker.free, len(worker.sessions), False)
+            loads[wid] = loads[wid]._replace(free=worker.free, idle=False)
             try:
                 worker.channel.send(
                     {"op": "job", "id": job_id, "sid": sid, "ring": s.ring, "index": index, "start": w.start, "end": w.end}
@@ -343,6 +356,7 @@ class Sequencer:
         job = worker.inflight.pop(msg.get("id", ""), None)
         if job is None:
             return
+        worker.progress_at = time.monotonic()
         sid, index = job
         s = self.sessions.get(sid)
         if s is not None and not s.finalizing:

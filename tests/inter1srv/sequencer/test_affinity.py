@@ -18,15 +18,15 @@ def test_new_session_is_pinned_to_the_worker_with_fewest_sessions():
     assert choose_worker(None, {}) == (None, None)
 
 
-def test_pinned_session_stays_waits_spills_to_idle_or_when_overdue():
+def test_pinned_session_stays_waits_spills_to_idle_or_when_its_worker_stalls():
     assert choose_worker("a", {"a": WorkerLoad(1, 2), "b": WorkerLoad(8, 1, idle=True)}) == ("a", "a")
     assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(7, 1)}) == (None, "a"), \
         "a busy worker does not take another session's window: wait for its own"
     assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(8, 1, idle=True)}) == ("b", "a"), \
         "an idle worker does: spill, keep the pin"
-    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(7, 1)}, overdue=True) == ("b", "a"), \
-        "a window that waited too long goes to any worker with credit"
-    assert choose_worker("a", {"a": WorkerLoad(0, 2), "b": WorkerLoad(0, 1)}, overdue=True) == (None, "a")
+    assert choose_worker("a", {"a": WorkerLoad(0, 2, stalled=True), "b": WorkerLoad(7, 1)}) == ("b", "a"), \
+        "its worker finished nothing for a while: any worker with credit takes the window"
+    assert choose_worker("a", {"a": WorkerLoad(0, 2, stalled=True), "b": WorkerLoad(0, 1)}) == (None, "a")
 
 
 def test_pin_moves_when_its_worker_is_gone_or_much_busier():
@@ -97,7 +97,7 @@ def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
     asyncio.run(run())
 
 
-def test_window_waiting_past_half_the_live_deadline_spills_to_a_busy_worker(tmp_path):
+def test_window_of_a_stalled_worker_spills_to_a_busy_worker(tmp_path):
     async def run():
         seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
         chans = {wid: FakeChannel() for wid in ("w1", "w2")}
@@ -114,9 +114,8 @@ def test_window_waiting_past_half_the_live_deadline_spills_to_a_busy_worker(tmp_
         assert len(seq.queue) == 1, "its worker is full and the other is busy: the window waits"
         seq.workers[other].credit = 5  # one slot frees on the busy worker
         seq._dispatch()
-        assert len(seq.queue) == 1, "a busy worker does not take it while it is fresh"
-        sid, index = seq.queue[0]
-        seq.sessions[sid].schedule.windows[index].ready_at -= seq.cfg.live_window_deadline_seconds
+        assert len(seq.queue) == 1, "a busy worker does not take it while its own worker makes progress"
+        seq.workers[pinned].progress_at -= 2 * seq.cfg.live_window_deadline_seconds + 1  # finished nothing since
         seq._dispatch()
         assert not seq.queue and _jobs(chans[other])[-1]["sid"] == "s1"
         assert seq.sessions["s1"].worker == pinned
@@ -137,3 +136,21 @@ def test_worker_of_another_result_contract_is_refused(tmp_path):
     assert not seq.workers
     (refused,) = ch.sent
     assert refused["op"] == "refused" and "restart the whole server" in refused["reason"]
+
+
+def test_a_worker_idle_for_long_is_not_stalled_when_it_gets_work(tmp_path):
+    import time
+
+    async def run():
+        seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
+        worker = WorkerConn("w1", FakeChannel(), credit=8)
+        worker.progress_at -= 600.0  # joined (or last finished a window) ten minutes ago
+        seq.workers["w1"] = worker
+        frontend = FakeChannel()
+        await seq._on_frontend(frontend, {"op": "open", "sid": "s", "ring": "r-s", "config": {}})
+        await seq._on_frontend(frontend, {"op": "media", "sid": "s", "until": 8.0})
+        assert worker.inflight and not worker.stalled(time.monotonic(), 4.0)
+        worker.progress_at -= 5.0
+        assert worker.stalled(time.monotonic(), 4.0)
+
+    asyncio.run(run())
