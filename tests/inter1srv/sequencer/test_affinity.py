@@ -48,12 +48,18 @@ def _jobs(channel: FakeChannel) -> list[dict]:
     return [m for m in channel.sent if m["op"] == "job"]
 
 
+def _sequencer(tmp_path, credit: int) -> tuple[Sequencer, dict[str, FakeChannel]]:
+    """A sequencer with two fake workers, w1 and w2."""
+    seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
+    chans = {wid: FakeChannel() for wid in ("w1", "w2")}
+    for wid, ch in chans.items():
+        seq.workers[wid] = WorkerConn(wid, ch, credit=credit)
+    return seq, chans
+
+
 def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
     async def run():
-        seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
-        chans = {wid: FakeChannel() for wid in ("w1", "w2")}
-        for wid, ch in chans.items():
-            seq.workers[wid] = WorkerConn(wid, ch, credit=16)
+        seq, chans = _sequencer(tmp_path, credit=16)
         frontend = FakeChannel()
         sids = [f"s{i}" for i in range(4)]
         for sid in sids:
@@ -99,10 +105,7 @@ def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
 
 def test_window_of_a_stalled_worker_spills_to_a_busy_worker(tmp_path):
     async def run():
-        seq = Sequencer(ServerConfig(data_dir=str(tmp_path)))
-        chans = {wid: FakeChannel() for wid in ("w1", "w2")}
-        for wid, ch in chans.items():
-            seq.workers[wid] = WorkerConn(wid, ch, credit=4)
+        seq, chans = _sequencer(tmp_path, credit=4)
         frontend = FakeChannel()
         for sid in ("s1", "s2"):
             await seq._on_frontend(frontend, {"op": "open", "sid": sid, "ring": f"r-{sid}", "config": {}})
