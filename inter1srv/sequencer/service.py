@@ -161,6 +161,10 @@ class Sequencer:
                 await self._serve_frontend(channel)
         except ChannelClosed:
             pass
+        except asyncio.CancelledError:
+            # shutdown cancels the connection handlers; ending quietly keeps asyncio's stream callback
+            # from logging the cancellation as an error on every clean stop
+            pass
         finally:
             channel.close()
 

@@ -26,6 +26,8 @@ def test_serve_reports_ready_then_stopping_to_notify_socket(tmp_path):
         messages.append(listener.recv(4096).decode())
         assert "STOPPING=1" in messages[1]
         assert srv.proc.wait(timeout=60) == 0
+        errors = [line for line in srv.log_path.read_text().splitlines() if '"level":"error"' in line]
+        assert errors == [], "a clean stop logs no error"
     finally:
         srv.stop()
         listener.close()
