@@ -2,7 +2,7 @@
 
 Keyphrase spotting cannot find them (one or two phones match inside every vowel), so
 the paraverbal cue ``filled_pause`` is acoustic. A filled pause is a held, neutral vowel
-(optionally closed by a nasal): one voiced run of ``MIN_S``-``MAX_S`` seconds whose
+(optionally closed by a nasal): one voiced run of ``min_s``-``max_s`` seconds whose
 pitch hardly moves and whose spectrum stays the same, set off from other speech by
 silence (Shriberg 2001: prolonged, flat or gently falling F0; Clark & Fox Tree 2002).
 Words differ: their consonant-vowel transitions move the spectrum (flux) and even one
@@ -12,20 +12,21 @@ flat pitch ("sooo", "nooo") is a held vowel too, but it starts with a consonant,
 
 A voiced run (20 ms hops, voiced as the voice-activity detector says) is a filled pause when
 
-- its duration is within [``MIN_S``, ``MAX_S``] and it lies wholly inside the window's
+- its duration is within [``min_s``, ``max_s``] and it lies wholly inside the window's
   audio (a run cut by the window edge is not measured: the next window sees it whole);
 - the standard deviation of its F0 (semitones around its median, onset and offset
-  ``EDGE_HOPS`` hops left out) is at most ``MAX_PITCH_SD_ST``;
-- the mean spectral flux over the same hops is at most ``MAX_FLUX``;
-- at least ``MIN_GAP_S`` of non-voiced audio precedes or follows it;
-- it starts on its vowel: none of the ``ONSET_HOPS`` hops before it (the hop right before
-  it left out: the vowel's first, partly voiced 20 ms) is ``ONSET_DB`` above the window's
+  ``edge_hops`` hops left out) is at most ``max_pitch_sd_st``;
+- the mean spectral flux over the same hops is at most ``max_flux``;
+- at least ``min_gap_s`` of non-voiced audio precedes or follows it;
+- it starts on its vowel: none of the ``onset_hops`` hops before it (the hop right before
+  it left out: the vowel's first, partly voiced 20 ms) is ``onset_db`` above the window's
   voice-activity level yet unvoiced (a fricative, "h" or a stop burst: "so", "hmm"; a
   vowel's own soft onset stays below that), and the spectrum does not jump (flux >=
-  ``ONSET_FLUX``) within its first ``ONSET_LOOK`` hops after the first (a voiced
+  ``onset_flux``) within its first ``onset_look`` hops after the first (a voiced
   consonant opening into the vowel: "no", "well").
 
-The cue's value is the run's duration in seconds.
+The names are fields of :class:`FillerSettings` (defaults there). The cue's value is the
+run's duration in seconds.
 """
 
 from __future__ import annotations
@@ -34,30 +35,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_S = 0.3
-MAX_S = 1.2
-EDGE_HOPS = 3
-MAX_PITCH_SD_ST = 0.6
-MAX_FLUX = 0.07
-MIN_GAP_S = 0.2
-ONSET_HOPS = 4
-ONSET_LOOK = 10
-ONSET_FLUX = 0.25
-ONSET_DB = 10.0
-
 
 @dataclass(frozen=True)
 class FillerSettings:
-    min_s: float = MIN_S
-    max_s: float = MAX_S
-    edge_hops: int = EDGE_HOPS
-    max_pitch_sd_st: float = MAX_PITCH_SD_ST
-    max_flux: float = MAX_FLUX
-    min_gap_s: float = MIN_GAP_S
-    onset_hops: int = ONSET_HOPS
-    onset_look: int = ONSET_LOOK
-    onset_flux: float = ONSET_FLUX
-    onset_db: float = ONSET_DB
+    """The ``fillers`` section of :class:`workers.thresholds.ModelSettings` (see the module docstring)."""
+
+    min_s: float = 0.3
+    max_s: float = 1.2
+    edge_hops: int = 3
+    max_pitch_sd_st: float = 0.6
+    max_flux: float = 0.07
+    min_gap_s: float = 0.2
+    onset_hops: int = 4
+    onset_look: int = 10
+    onset_flux: float = 0.25
+    onset_db: float = 10.0
 
 
 def run_stats(f0: np.ndarray, flux: np.ndarray, s: int, e: int, edge: int) -> tuple[float, float]:

@@ -10,10 +10,10 @@ the window, so a piece decoded once is a cache hit in every later window:
 - an utterance (a voice-activity run, gaps < ``BRIDGE_S`` bridged) is *closed* at a side
   when the window shows at least ``BRIDGE_S`` of non-speech audio there (or the window
   starts at the session's start); its closed side is a stable boundary;
-- an utterance is cut at grid points ``k * CUT_GRID_S + CUT_PHASE_S`` of session time, at
-  the quietest 20 ms hop within ``CUT_SEARCH_S`` before the point (decided by the audio
+- an utterance is cut at grid points ``k * cut_grid_s + cut_phase_s`` of session time, at
+  the quietest 20 ms hop within ``cut_search_s`` before the point (decided by the audio
   around it only, and only where the window holds all of that audio), at least
-  ``MIN_PIECE_S`` from its closed ends; pieces overlap by ``OVERLAP_S`` across a cut, so a
+  ``min_piece_s`` from its closed ends; pieces overlap by ``overlap_s`` across a cut, so a
   phrase of up to twice that spanning it is whole in one of them. The defaults fit the
   server's 8 s windows every 3 s: a piece then ends (cut + overlap) on or just before a
   window's end, so the window that first holds a piece decodes it whole and the next
@@ -23,12 +23,13 @@ the window, so a piece decoded once is a cache hit in every later window:
   later window sees it closed (or cut);
 - a piece that starts at the window's audio start while its utterance began earlier is
   a fragment whose words the earlier windows spotted whole: it is skipped when it ends
-  ``LOOKBACK_S`` or more before the window's audio end (words there do not reach the
+  ``lookback_s`` or more before the window's audio end (words there do not reach the
   contexts of the steps the sequencer commits from this window), decoded otherwise.
 
 Hits from overlapping pieces are merged (same phrase, overlapping times: the first
 piece's hit is kept). The plan is a function of the window's own audio only, so a
-window gives the same hits on any worker, whatever that worker decoded before.
+window gives the same hits on any worker, whatever that worker decoded before. The
+lower-case names are fields of :class:`SpottingSettings` (defaults there).
 """
 
 from __future__ import annotations
@@ -42,15 +43,7 @@ from workers.asr import AsrBackend, AsrCache, resolve_nested
 from workers.signal_shapes import runs
 
 SAMPLE_RATE = 16_000
-PAD_S = 0.15  # audio added before and after an utterance (within the window's audio)
-MIN_UTTERANCE_S = 0.18  # shorter speech runs are not decoded
 BRIDGE_S = 0.3  # the voice-activity bridge (VoiceSettings.bridge_s): this much non-speech closes an utterance
-CUT_GRID_S = 3.0
-CUT_PHASE_S = 1.6
-CUT_SEARCH_S = 0.3
-MIN_PIECE_S = 1.0  # a cut stays this far from an utterance's closed ends
-OVERLAP_S = 0.4
-LOOKBACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +59,16 @@ class Piece:
 
 @dataclass(frozen=True)
 class SpottingSettings:
-    pad_s: float = PAD_S
-    min_utterance_s: float = MIN_UTTERANCE_S
-    cut_grid_s: float = CUT_GRID_S
-    cut_phase_s: float = CUT_PHASE_S
-    cut_search_s: float = CUT_SEARCH_S
-    min_piece_s: float = MIN_PIECE_S
-    overlap_s: float = OVERLAP_S
-    lookback_s: float = LOOKBACK_S
+    """The ``spotting`` section of :class:`workers.thresholds.ModelSettings` (see the module docstring)."""
+
+    pad_s: float = 0.15  # audio added before and after an utterance (within the window's audio)
+    min_utterance_s: float = 0.18  # shorter speech runs are not decoded
+    cut_grid_s: float = 3.0
+    cut_phase_s: float = 1.6
+    cut_search_s: float = 0.3
+    min_piece_s: float = 1.0  # a cut stays this far from an utterance's closed ends
+    overlap_s: float = 0.4
+    lookback_s: float = 5.0
 
 
 def plan(active: np.ndarray, valid: np.ndarray, db: np.ndarray, t0: float, hop: float, audio_end: float, *,

@@ -38,7 +38,7 @@ def test_open_end_is_decoded_and_start_fragment_skipped():
     assert p.open_end and (p.start, p.end) == (6.75, 8.0)
     assert [(q.start, q.end) for q in _plan(3.0, [(6.9, 10.0)])] == [(6.75, 10.15)]
     assert _plan(9.0, [(6.9, 10.0)]) == []  # ends 7 s before the window's end: decoded whole before
-    # in a 4 s window the fragment reaches the last LOOKBACK_S seconds: decoded
+    # in a 4 s window the fragment reaches the last lookback_s seconds: decoded
     (f,) = _plan(9.0, [(6.9, 10.0)], length=4.0)
     assert f.open_start and (f.start, f.end) == (9.0, 10.15)
 
@@ -55,7 +55,7 @@ def test_long_speech_is_cut_on_a_session_grid_and_reused():
             if key not in seen:
                 total += p.end - p.start
             seen[key] = seen.get(key, 0) + 1
-            assert p.end - p.start <= 3.0 + 2 * spotting.OVERLAP_S + 0.1
+            assert p.end - p.start <= 3.0 + 2 * spotting.SpottingSettings().overlap_s + 0.1
     # each second of speech decoded about 1.6 times, not 8/3 times (the whole window every 3 s)
     assert total / (starts[-1] + 8.0) < 1.7
     assert max(seen.values()) >= 2  # pieces are reused by the next window

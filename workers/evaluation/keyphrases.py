@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workers.lexicon import LEXICON, phrase_category
+from workers.spotting import SpottingSettings
 
 SR = 16_000
 SLACK_S = 0.3
-PAD_S = 0.15  # silence either side of a sentence (workers.spotting.PAD_S)
+PAD_S = SpottingSettings().pad_s  # silence either side of a sentence, as the server pads an utterance
 SKIP = ("filler",)
 # (espeak-ng voice, words per minute, pitch 0-99): the main corpus uses en-us at 125-215 wpm
 VOICES: tuple[tuple[str, int, int], ...] = (
