@@ -67,7 +67,6 @@ class WorkerConn:
     credit: int
     inflight: dict[str, tuple[str, int]] = field(default_factory=dict)
     device_stats: dict = field(default_factory=dict)  # GPU memory / utilisation, when it has one
-    sessions: set[str] = field(default_factory=set)  # sessions pinned to it
     progress_at: float = field(default_factory=time.monotonic)  # got work while idle, or last finished a window
 
     def stalled(self, now: float, after: float) -> bool:
@@ -302,7 +301,8 @@ class Sequencer:
         # a worker that finished nothing for this long is stalled (hung, or far slower than it should be);
         # a busy worker's batch of 8 windows takes seconds, so this stays well above that
         stall = 2 * self.cfg.live_window_deadline_seconds
-        loads = {wid: WorkerLoad(w.free, len(w.sessions), not w.inflight, w.stalled(now, stall))
+        pinned = collections.Counter(s.worker for s in self.sessions.values())
+        loads = {wid: WorkerLoad(w.free, pinned[wid], not w.inflight, w.stalled(now, stall))
                  for wid, w in self.workers.items()}
         while self.queue and any(load.free > 0 for load in loads.values()):
             sid, index = self.queue.popleft()
@@ -314,7 +314,10 @@ class Sequencer:
             if pin != s.worker:
                 if s.worker is not None:
                     self.stats["sessions_repinned"] += 1
-                self._pin(s, pin, loads)
+                for moved, delta in ((s.worker, -1), (pin, 1)):
+                    if moved in loads:
+                        loads[moved] = loads[moved]._replace(sessions=loads[moved].sessions + delta)
+                s.worker = pin
             if wid is None:
                 waiting.append((sid, index))
                 continue
@@ -339,19 +342,6 @@ class Sequencer:
                 self.queue.appendleft((sid, index))
                 self.workers.pop(worker.wid, None)
                 loads.pop(worker.wid, None)
-
-    def _pin(self, s: SessionState, wid: str | None, loads: dict[str, WorkerLoad]) -> None:
-        """Move session ``s`` to worker ``wid``, keeping the session counts in ``loads`` true."""
-        old = self.workers.get(s.worker) if s.worker is not None else None
-        new = self.workers.get(wid) if wid is not None else None
-        if old is not None:
-            old.sessions.discard(s.sid)
-        if new is not None:
-            new.sessions.add(s.sid)
-        for worker in (old, new):
-            if worker is not None and worker.wid in loads:
-                loads[worker.wid] = loads[worker.wid]._replace(sessions=len(worker.sessions))
-        s.worker = wid
 
     def _on_worker(self, worker: WorkerConn, msg: dict) -> None:
         if msg.get("op") == "stats":
@@ -563,7 +553,6 @@ class Sequencer:
     def _forget(self, s: SessionState) -> None:
         self.sessions.pop(s.sid, None)
         for worker in list(self.workers.values()):
-            worker.sessions.discard(s.sid)
             try:
                 worker.channel.send({"op": "forget", "ring": s.ring})
             except ChannelClosed:
