@@ -81,6 +81,7 @@ from workers import fillers, spotting
 from workers.asr import AsrBackend, AsrCache, make_backend
 from workers.contract import (
     AUDIO_SAMPLE_RATE,
+    DRIVER_MIN,
     SIGNAL_TYPES,
     STEP_SECONDS,
     Cue,
@@ -118,7 +119,6 @@ PARAVERBAL_CUES = (
 )
 FACE_CUES = ("face_present", "face_size", "head_nod", "head_shake", "look_away", "face_absent", "head_tilt")
 NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation", *FACE_CUES)
-DRIVER_MIN = 0.05
 
 
 FILLER_SLACK_S = 0.2  # word timestamps of a transcribing backend drift by about this much

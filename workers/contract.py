@@ -36,6 +36,8 @@ STEP_SECONDS = 0.5
 # it in their hello; the sequencer refuses a worker of another version (a SIGHUP reload replaces
 # workers and frontends, not the sequencer: such an upgrade needs a full restart).
 RESULT_CONTRACT = 2
+# a cue is listed in ``WindowResult.drivers`` for a signal once its term in the score reaches this
+DRIVER_MIN = 0.05
 
 
 @dataclass

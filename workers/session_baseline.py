@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.signal_shapes import raster, step_contexts
+from workers.contract import DRIVER_MIN
+from workers.signal_shapes import overlap, raster, step_contexts
 
 CONTEXT_S = 2.0
-DRIVER_MIN = 0.05  # as in workers.baseline: a term this large makes its cue a driver
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,6 @@ def learning_cqi(cues: list, mean_w: float, mean_v: float) -> dict | None:
     value = 50 + 30 * min(1.0, learn / 2.0) + 20 * min(1.0, lean / 3.0)
     weight = max(mean_w if learn else 0.0, mean_v * min(1.0, lean / 3.0))
     return {"value": round(value, 1), "weight": round(weight, 4)}
-
-
-def _overlap(c: Mapping[str, Any], lo: float, hi: float) -> float:
-    return max(0.0, min(float(c["end"]), hi) - max(float(c["start"]), lo))
 
 
 class SessionBaseline:
@@ -196,7 +192,7 @@ class SessionBaseline:
             for c in result.get("cues") or []:
                 if c["cue"] != source or (source == "face_size" and c.get("participant", 0) != 0):
                     continue
-                value, seconds = float(c["value"]), _overlap(c, a, b)
+                value, seconds = float(c["value"]), overlap(c, a, b)
                 # a level in dB may be negative; a pitch or a size must be positive to be a level at all
                 if seconds > 0 and math.isfinite(value) and (source == "loudness" or value > 0):
                     kept.append((value, seconds))

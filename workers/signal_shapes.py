@@ -23,6 +23,11 @@ def reversal_hz(track: np.ndarray, rms: float, seconds: float) -> float | None:
     return reversals / (2.0 * seconds)
 
 
+def overlap(c, lo: float, hi: float) -> float:
+    """Seconds of the cue (or any mapping with ``start`` / ``end``) ``c`` inside [lo, hi)."""
+    return max(0.0, min(float(c["end"]), hi) - max(float(c["start"]), lo))
+
+
 def raster(cues: list, name: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per context [lo, hi): the fraction covered by cues named ``name``, and their overlap-weighted
     mean value (nan where none)."""

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, Cue, WindowResult
 from workers.session_baseline import SessionBaseline, SessionBaselineSettings
+from workers.signal_shapes import overlap
 from workers.thresholds import AnalysisSettings, model_settings
 
 EPS = 1e-6
@@ -91,14 +92,10 @@ def _r(x: float, nd: int = 3) -> float:
     return round(float(x), nd)
 
 
-def _overlap(c: Mapping[str, Any], lo: float, hi: float) -> float:
-    return max(0.0, min(float(c["end"]), hi) - max(float(c["start"]), lo))
-
-
 def _wmean(cues: Iterable[Mapping[str, Any]], lo: float, hi: float) -> float | None:
     num = den = 0.0
     for c in cues:
-        ov = _overlap(c, lo, hi)
+        ov = overlap(c, lo, hi)
         num += ov * float(c["value"])
         den += ov
     return num / den if den > 0 else None
@@ -165,12 +162,12 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
             phrases.append(f"{_plural(len(sel), 'pause')} between {s:.1f} and {e:.1f} s "
                            f"(longest {max(float(c['value']) for c in sel):.1f} s)")
         elif name == "long_silence":
-            total = sum(_overlap(c, lo, hi) for c in sel)
+            total = sum(overlap(c, lo, hi) for c in sel)
             phrases.append(f"no voice for {total:.1f} s ({s:.1f}-{e:.1f} s)")
         elif name == "motion_energy":
             phrases.append(f"motion level {mean:.1f} over {s:.1f}-{e:.1f} s")
         elif name == "stillness":
-            total = sum(_overlap(c, lo, hi) for c in sel)
+            total = sum(overlap(c, lo, hi) for c in sel)
             phrases.append(f"still for {total:.1f} s ({s:.1f}-{e:.1f} s)")
         elif name in ("head_nod", "head_shake"):
             count = int(round(sum(float(c["value"]) for c in sel)))
@@ -184,7 +181,7 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
                 phrase += f" ({100 * max(amps):.0f}% of face height)"
             phrases.append(phrase + f" between {s:.1f} and {e:.1f} s")
         elif name in ("look_away", "face_absent"):
-            total = sum(_overlap(c, lo, hi) for c in sel)
+            total = sum(overlap(c, lo, hi) for c in sel)
             what = "face turned away" if name == "look_away" else "no face in view"
             phrases.append(f"{what} for {total:.1f} s ({s:.1f}-{e:.1f} s)")
         elif name in ("lean_in", "lean_back"):
@@ -351,10 +348,10 @@ class SessionAnalysis:
         w_start = float(result.get("start", tr.start))
         lo, hi = max(tr.start, w_start), b
         names = set((result.get("drivers") or {}).get(signal) or [])
-        cited = [c for c in cues if c["cue"] in names and _overlap(c, lo, hi) > 0]
+        cited = [c for c in cues if c["cue"] in names and overlap(c, lo, hi) > 0]
         if not cited:  # scores look a few seconds around each step: cite what just preceded the span
             lo = max(w_start, lo - CONTEXT_SECONDS)
-            cited = [c for c in cues if c["cue"] in names and _overlap(c, lo, hi) > 0]
+            cited = [c for c in cues if c["cue"] in names and overlap(c, lo, hi) > 0]
         cited = sorted(cited, key=lambda c: (float(c["start"]), str(c["cue"])))
         modality = list(tr.modality)
         if not modality:  # a model that names no drivers: say which modalities were observed
@@ -501,7 +498,7 @@ class SessionAnalysis:
     def _summarise(self, result: Mapping[str, Any], cues: list[Cue], a: float, b: float,
                    steps: list[int]) -> _Summary:
         def sel(name: str) -> list[Cue]:
-            return [c for c in cues if c["cue"] == name and _overlap(c, a, b) > 0]
+            return [c for c in cues if c["cue"] == name and overlap(c, a, b) > 0]
 
         ev = result.get("evidence") or {}
         step = float(result.get("step", STEP_SECONDS))
@@ -517,16 +514,16 @@ class SessionAnalysis:
         return _Summary(
             a=a, b=b, values=values, weights=weights,
             audio_s=seconds("paraverbal"), video_s=seconds("nonverbal"),
-            speech_s=sum(_overlap(c, a, b) * float(c["value"]) for c in va),
+            speech_s=sum(overlap(c, a, b) * float(c["value"]) for c in va),
             loud_db=_wmean(sel("loudness"), a, b),
             pauses=len(pauses), longest_pause=max((float(c["value"]) for c in pauses), default=0.0),
             motion=_wmean(sel("motion_energy"), a, b),
-            still_s=sum(_overlap(c, a, b) for c in sel("stillness")),
-            silence_s=sum(_overlap(c, a, b) for c in sel("long_silence")),
+            still_s=sum(overlap(c, a, b) for c in sel("stillness")),
+            silence_s=sum(overlap(c, a, b) for c in sel("long_silence")),
             pitch_var=_wmean(sel("pitch_variation"), a, b),
             words=self._words(cues, a, b),
             active=tuple(s for s, tr in self._tracks.items() if tr.active),
-            away_s=sum(_overlap(c, a, b) for c in cues if c["cue"] in ("look_away", "face_absent")),
+            away_s=sum(overlap(c, a, b) for c in cues if c["cue"] in ("look_away", "face_absent")),
             fillers=sum(1 for c in cues if c["cue"] == "filled_pause" and a <= float(c["start"]) < b),
         )
 
