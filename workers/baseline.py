@@ -97,7 +97,7 @@ from workers.features import (
     to_gray_small,
 )
 from workers.session_baseline import learning_cqi
-from workers.signal_shapes import raster, reversal_hz, step_contexts
+from workers.signal_shapes import ramp, raster, reversal_hz, step_contexts
 from workers.signal_shapes import runs as _runs
 from workers.thresholds import ModelSettings, MotionSettings, model_settings
 
@@ -131,10 +131,6 @@ def one_filler_per_sound(verbal: list[Cue], cues: list[Cue]) -> list[Cue]:
     held = [(c["start"] - FILLER_SLACK_S, c["end"] + FILLER_SLACK_S) for c in cues if c["cue"] == "filled_pause"]
     return [c for c in verbal
             if c["cue"] != "filler" or not any(s < c["end"] and c["start"] < e for s, e in held)]
-
-
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    return np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
 
 
 def _chunks(a: int, b: int, max_len: int) -> Iterable[tuple[int, int]]:
@@ -562,13 +558,13 @@ class BaselineModel:
         sp = va_cov * np.nan_to_num(va_val)
         loud_cov, loud = self._raster(cues, "loudness", lo2, hi2)
         _, pvar = self._raster(cues, "pitch_variation", lo2, hi2)
-        pvar_n = _ramp(pvar, 0.5, 3.0)
+        pvar_n = ramp(pvar, 0.5, 3.0)
         pause_cov, _ = self._raster(cues, "pause", lo3, hi3)
-        pz = _ramp(pause_cov, 0.05, 0.3)
+        pz = ramp(pause_cov, 0.05, 0.3)
         sil, sil_len = self._raster(cues, "long_silence", lo2, hi2)
         _, mot = self._raster(cues, "motion_energy", lo2, hi2)
-        mot_n = _ramp(mot, self.settings.motion.still_level, 3.0)
-        mot_hi = _ramp(mot, 2.0, 5.0)
+        mot_n = ramp(mot, self.settings.motion.still_level, 3.0)
+        mot_hi = ramp(mot, 2.0, 5.0)
         still, _ = self._raster(cues, "stillness", lo2, hi2)
         osc_v, _ = self._raster(cues, "vertical_oscillation", lo2, hi2)
         osc_h, _ = self._raster(cues, "horizontal_oscillation", lo2, hi2)
@@ -591,7 +587,7 @@ class BaselineModel:
         away, absent = cov("look_away", lo2, hi2), cov("face_absent", lo2, hi2)
         tilt = cov("head_tilt")
         face = cov("face_present", lo2, hi2)
-        loud_hi = _ramp(loud, -24.0, -14.0) * (loud_cov > 0)
+        loud_hi = ramp(loud, -24.0, -14.0) * (loud_cov > 0)
         contrib: dict[str, dict[str, np.ndarray]] = {
             "engagement": {
                 "voice_activity": 0.55 * 0.65 * sp,
@@ -603,19 +599,19 @@ class BaselineModel:
                 "head_nod": 0.2 * nod,
             },
             "disengagement": {
-                "long_silence": 0.55 * sil * _ramp(sil_len, 2.0, 5.0),
+                "long_silence": 0.55 * sil * ramp(sil_len, 2.0, 5.0),
                 "stillness": 0.3 * still * (1.0 - np.clip(sp, 0, 1)),
                 "look_away": 0.5 * away,
                 "face_absent": 0.6 * absent,
             },
             "confidence": {
-                "loudness": 0.5 * sp * _ramp(loud, -26.0, -14.0) * (loud_cov > 0),
+                "loudness": 0.5 * sp * ramp(loud, -26.0, -14.0) * (loud_cov > 0),
                 "pitch_variation": 0.2 * sp * pvar_n,
                 "voice_activity": 0.2 * sp * (1.0 - pz),
                 "certainty_word": 0.35 * said("certainty_word"),
             },
             "hesitation": {
-                "pause": 0.9 * _ramp(pause_cov, 0.08, 0.3),
+                "pause": 0.9 * ramp(pause_cov, 0.08, 0.3),
                 "filler": 0.45 * said("filler"),
                 "filled_pause": 0.45 * said("filled_pause"),
                 "hedge": 0.2 * said("hedge"),
@@ -624,14 +620,14 @@ class BaselineModel:
                 "hedge": 0.6 * said("hedge"),
                 "filler": 0.3 * said("filler"),
                 "filled_pause": 0.3 * said("filled_pause"),
-                "pause": 0.3 * _ramp(pause_cov, 0.08, 0.3),
+                "pause": 0.3 * ramp(pause_cov, 0.08, 0.3),
                 "rising_pitch": 0.25 * said("rising_pitch"),
             },
             "agreement": {"head_nod": 0.8 * nod, "affirmation": 0.6 * said("affirmation")},
             "disagreement": {"head_shake": 0.8 * shake, "negation": 0.6 * said("negation")},
             "confusion": {"confusion_phrase": 0.8 * said("confusion_phrase"),
                           "rising_pitch": 0.3 * said("rising_pitch"),
-                          "pause": 0.15 * _ramp(pause_cov, 0.08, 0.3),
+                          "pause": 0.15 * ramp(pause_cov, 0.08, 0.3),
                           "head_tilt": 0.5 * tilt},
             "frustration": {"strain_word": 0.6 * said("strain_word"), "loudness": 0.25 * loud_hi * sp},
             # leaning in / back is measured against the session's usual face size: the sequencer adds
@@ -640,7 +636,7 @@ class BaselineModel:
             "interest": {"interest_phrase": 0.6 * said("interest_phrase"), "head_nod": 0.15 * nod},
             # raised pitch against the speaker's own level: workers.session_baseline (the sequencer adds it)
             "stress": {"motion_energy": 0.5 * mot_hi,
-                       "speech_rate": 0.3 * _ramp(rate, 5.2, 6.5) * (sp > 0),
+                       "speech_rate": 0.3 * ramp(rate, 5.2, 6.5) * (sp > 0),
                        "strain_word": 0.4 * said("strain_word")},
         }
         present = {c["cue"] for c in cues}
@@ -683,10 +679,10 @@ class BaselineModel:
         mean_a = float(ev_a.mean()) if ev_a.size else 0.0
         mean_v = float(ev_v.mean()) if ev_v.size else 0.0
         if speech_s > 0.5 and region_s > 0:
-            loud_n = float(_ramp(np.array(wmean("loudness") if wmean("loudness") is not None else np.nan), -40, -15))
-            pz = float(_ramp(np.array(pause_s / region_s), 0.05, 0.35))
+            loud_n = float(ramp(np.array(wmean("loudness") if wmean("loudness") is not None else np.nan), -40, -15))
+            pz = float(ramp(np.array(pause_s / region_s), 0.05, 0.35))
             lvar = wmean("loudness_variation")
-            steady = 1.0 - float(_ramp(np.array(lvar if lvar is not None else np.nan), 6.0, 12.0))
+            steady = 1.0 - float(ramp(np.array(lvar if lvar is not None else np.nan), 6.0, 12.0))
             w_speech = round(mean_a * min(1.0, speech_s / 3.0), 4)
             out["clarity"] = {"value": round(100 * (0.65 * (1 - pz) + 0.35 * loud_n), 1), "weight": w_speech}
             out["authority"] = {"value": round(100 * (0.55 * loud_n + 0.25 * (1 - pz) + 0.2 * steady), 1),
@@ -694,11 +690,11 @@ class BaselineModel:
         parts, weights = [], []
         if audio_s > 0:
             pvar = wmean("pitch_variation")
-            pvar_n = float(_ramp(np.array(pvar if pvar is not None else np.nan), 0.5, 3.0))
+            pvar_n = float(ramp(np.array(pvar if pvar is not None else np.nan), 0.5, 3.0))
             parts.append(0.6 * min(1.0, speech_s / audio_s) + 0.4 * pvar_n)
             weights.append(mean_a)
         if video_s > 0 and any(c["cue"] == "motion_energy" for c in cues):
-            parts.append(float(_ramp(np.array(wmean("motion_energy")), still_level, 3.0)))
+            parts.append(float(ramp(np.array(wmean("motion_energy")), still_level, 3.0)))
             weights.append(mean_v)
         if weights and sum(weights) > 0:
             value = sum(p * w for p, w in zip(parts, weights, strict=True)) / sum(weights)

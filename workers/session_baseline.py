@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from workers.contract import DRIVER_MIN
-from workers.signal_shapes import overlap, raster, step_contexts
+from workers.signal_shapes import overlap, ramp, raster, step_contexts
 
 CONTEXT_S = 2.0
 
@@ -130,7 +130,7 @@ class SessionBaseline:
         for r in RAISED:
             cov, mean = raster(raised, r.cue, lo, hi)
             a, b = r.limits(self.settings)
-            term = r.weight * np.clip((np.nan_to_num(mean, nan=a) - a) / (b - a), 0.0, 1.0) * (cov > 0)
+            term = r.weight * ramp(mean, a, b) * (cov > 0)
             _add_term(out, r.signal, r.cue, term)
         lo, hi = step_contexts(times, start, end, LEAN_CONTEXT_S, step)
         for cue, signal, weight in LEAN_TERMS:

@@ -23,6 +23,11 @@ def reversal_hz(track: np.ndarray, rms: float, seconds: float) -> float | None:
     return reversals / (2.0 * seconds)
 
 
+def ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 at or below ``lo`` (and where nan), 1 at or above ``hi``, linear in between."""
+    return np.clip((np.nan_to_num(x, nan=lo) - lo) / (hi - lo), 0.0, 1.0)
+
+
 def overlap(c, lo: float, hi: float) -> float:
     """Seconds of the cue (or any mapping with ``start`` / ``end``) ``c`` inside [lo, hi)."""
     return max(0.0, min(float(c["end"]), hi) - max(float(c["start"]), lo))
