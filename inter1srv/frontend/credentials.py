@@ -128,6 +128,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _retry_locked(step, seconds: float = 10.0):
+    """Run ``step``, retrying while SQLite says the database is locked. Frontends started together
+    (``serve --frontends N``) open the new file at once; switching it to WAL takes an exclusive
+    lock, and SQLite answers a second connection "database is locked" at once there, without its
+    busy timeout (measured: one of two frontends started together died of it now and then)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
+
+
 class CredentialStore:
     def __init__(self, data_dir: str | os.PathLike):
         self.path = Path(data_dir) / "credentials.sqlite3"
@@ -135,8 +152,8 @@ class CredentialStore:
         self.stamp = Path(data_dir) / "credentials.revoked"
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
+        _retry_locked(lambda: self.db.executescript(SCHEMA))
         os.chmod(self.path, 0o600)
         self._revoked: set[str] = set()
         self._stamp_seen: int | None = -1
