@@ -56,15 +56,17 @@ window: the sequencer adds them
 (:mod:`workers.session_baseline`), so a window's result does not depend on which worker saw
 the session's earlier windows. ``drivers[signal]`` lists the cues whose term reached 0.05 at some step,
 largest first. Besides the cues in the table above, the face cues (``face_present``,
-``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``head_tilt``, and the measurement
+``head_nod``, ``head_shake``, ``look_away``, ``face_absent``, ``head_tilt``, ``smile`` (the happy-expression
+probability of :mod:`workers.expression`; it adds to agreement that nods or affirmations show, never
+on its own), and the measurement
 ``face_size``, which feeds them only through the session baseline: :func:`workers.face.face_cues`),
 ``speech_rate``, ``rising_pitch`` and the verbal lexicon categories (:mod:`workers.lexicon`) feed them.
 
 CQI: clarity (fluency, level) and authority (level, fluency, steadiness) are
 weighted by paraverbal evidence and the amount of speech; energy blends
 speech activity and pitch variation (weighted by audio coverage) with motion
-(weighted by video coverage); rapport weighs nods and affirmations against shakes,
-negations and strain words (video and verbal evidence); learning counts interest and
+(weighted by video coverage), raised by the share of face time spent smiling; rapport weighs nods,
+affirmations and smiling against shakes, negations and strain words (video and verbal evidence); learning counts interest and
 confusion phrases and seconds of leaning in (:func:`workers.session_baseline.learning_cqi`).
 A dimension with no such cue stays 50 with weight 0.
 """
@@ -117,7 +119,7 @@ PARAVERBAL_CUES = (
     "speech_rate", "rising_pitch", "voice_activity", "loudness", "loudness_variation", "pitch", "pitch_variation", "pause", "long_silence",
     "filled_pause",
 )
-FACE_CUES = ("face_present", "face_size", "head_nod", "head_shake", "look_away", "face_absent", "head_tilt")
+FACE_CUES = ("face_present", "face_size", "head_nod", "head_shake", "look_away", "face_absent", "head_tilt", "smile")
 NONVERBAL_CUES = ("motion_energy", "stillness", "vertical_oscillation", "horizontal_oscillation", *FACE_CUES)
 
 
@@ -587,6 +589,8 @@ class BaselineModel:
         away, absent = cov("look_away", lo2, hi2), cov("face_absent", lo2, hi2)
         tilt = cov("head_tilt")
         face = cov("face_present", lo2, hi2)
+        smile = cov("smile", lo2, hi2)
+        nod_or_yes = np.clip(0.8 * nod + 0.6 * said("affirmation"), 0.0, 1.0)
         loud_hi = ramp(loud, -24.0, -14.0) * (loud_cov > 0)
         contrib: dict[str, dict[str, np.ndarray]] = {
             "engagement": {
@@ -623,7 +627,10 @@ class BaselineModel:
                 "pause": 0.3 * ramp(pause_cov, 0.08, 0.3),
                 "rising_pitch": 0.25 * said("rising_pitch"),
             },
-            "agreement": {"head_nod": 0.8 * nod, "affirmation": 0.6 * said("affirmation")},
+            # a smile supports agreement that nods or affirmations show (up to a quarter more); people
+            # smile for many reasons, so a smile alone never reaches the on-threshold
+            "agreement": {"head_nod": 0.8 * nod, "affirmation": 0.6 * said("affirmation"),
+                          "smile": 0.25 * smile * nod_or_yes},
             "disagreement": {"head_shake": 0.8 * shake, "negation": 0.6 * said("negation")},
             "confusion": {"confusion_phrase": 0.8 * said("confusion_phrase"),
                           "rising_pitch": 0.3 * said("rising_pitch"),
@@ -693,8 +700,11 @@ class BaselineModel:
             pvar_n = float(ramp(np.array(pvar if pvar is not None else np.nan), 0.5, 3.0))
             parts.append(0.6 * min(1.0, speech_s / audio_s) + 0.4 * pvar_n)
             weights.append(mean_a)
+        face_s = total("face_present")
+        # seconds of smiling per second of face in view (a smile is only measured on a frontal face)
+        smiling = min(1.0, total("smile") / face_s) if face_s > 1.0 else 0.0
         if video_s > 0 and any(c["cue"] == "motion_energy" for c in cues):
-            parts.append(float(ramp(np.array(wmean("motion_energy")), still_level, 3.0)))
+            parts.append(min(1.0, float(ramp(np.array(wmean("motion_energy")), still_level, 3.0)) + 0.3 * smiling))
             weights.append(mean_v)
         if weights and sum(weights) > 0:
             value = sum(p * w for p, w in zip(parts, weights, strict=True)) / sum(weights)
@@ -703,12 +713,11 @@ class BaselineModel:
         def count(*names: str) -> int:
             return sum(1 for c in cues if c["cue"] in names)
 
-        face_s = total("face_present")
         mean_w = float(ev_w.mean()) if ev_w is not None and ev_w.size else 0.0
         if face_s > 1.0 or count("affirmation", "negation") > 0:
             nods = sum(c["value"] for c in cues if c["cue"] == "head_nod")
             shakes = sum(c["value"] for c in cues if c["cue"] == "head_shake")
-            pos = min(1.0, nods / 4.0) * 0.6 + min(1.0, count("affirmation") / 2.0) * 0.4
+            pos = min(1.0, min(1.0, nods / 4.0) * 0.6 + min(1.0, count("affirmation") / 2.0) * 0.4 + 0.3 * smiling)
             neg = min(1.0, shakes / 4.0) * 0.6 + min(1.0, count("negation", "strain_word") / 2.0) * 0.4
             value = 50 + 40 * pos - 30 * neg + 10 * min(1.0, face_s / 8.0)
             weight = max(min(1.0, face_s / 8.0) * mean_v, mean_w if count("affirmation", "negation") else 0.0)

@@ -53,6 +53,7 @@ from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
 
 if TYPE_CHECKING:
+    from workers.expression import SmileMeter
     from workers.mtcnn import Faces
 
 # Cost knobs and detector internals (not operator settings: they trade CPU for tracking quality
@@ -91,6 +92,11 @@ class FaceSettings:
     no_face_min_s: float = 1.0  # a no-face range reported in coverage.degraded
     tilt_min_deg: float = 10.0  # head_tilt: |roll| of the eye line (landmarks only)...
     tilt_min_s: float = 1.0  # ...held on one side this long
+    # smile: frontal frames whose happy-expression probability (workers.expression) reaches smile_min_prob,
+    # gaps of up to smile_max_gap_s bridged, held at least smile_min_s
+    smile_min_prob: float = 0.7
+    smile_max_gap_s: float = 0.25
+    smile_min_s: float = 1.0
 
 
 DEFAULT_FACE = FaceSettings()
@@ -109,6 +115,8 @@ class FaceFrame:
     roll: float = float("nan")  # degrees: eye line against the horizontal, + = image-right eye lower
     eye_ratio: float = float("nan")  # eye distance over eye-to-mouth distance (~1.1 frontal, falls with yaw)
     nose_offset: float = float("nan")  # nose off the eye midline, in eye distances (+ = image right; not used)
+    # happy-expression probability of the tracked (frontal) face (workers.expression; nan: not measured)
+    smile: float = float("nan")
 
 
 @dataclass
@@ -170,7 +178,8 @@ class FaceTracker:
 
     kind = "haar"
 
-    def __init__(self, cache: FaceCache | None = None, *, settings: FaceSettings | None = None) -> None:
+    def __init__(self, cache: FaceCache | None = None, *, settings: FaceSettings | None = None,
+                 smile: SmileMeter | None = None) -> None:
         import cv2
 
         self._cv2 = cv2
@@ -181,6 +190,7 @@ class FaceTracker:
             raise RuntimeError(f"cannot load {path}")
         self.cache = cache or FaceCache()
         self.settings = settings or DEFAULT_FACE
+        self.smile = smile
 
     # ------------------------------------------------------------- detection
     def _detect(self, gray: np.ndarray, box: tuple[float, float, float] | None) -> list[tuple[float, float, float]]:
@@ -327,6 +337,7 @@ class FaceTracker:
         entry = self.cache.session(session_id)
         cached, states = entry["frames"], entry["states"]
         out: list[FaceFrame] = []
+        computed: list[tuple[np.ndarray, FaceFrame]] = []
         dt = float(np.median(np.diff(times))) if times.size > 1 else 0.1
         prev: _TrackState | None = None
         sec: int | None = None
@@ -350,10 +361,13 @@ class FaceTracker:
             self.cache.misses += 1
             index = prev.frame_index + 1 if prev is not None else 0
             rec, st = self._step(frames[i], t, prev, index)
+            computed.append((frames[i], rec))
             if anchored and chain_ok:
                 cached[k], states[k] = rec, st
             prev = st
             out.append(rec)
+        if self.smile is not None:
+            self.smile.measure(computed)
         if times.size:
             self.cache.trim(session_id, float(times[-1]))
         return out
@@ -419,13 +433,14 @@ class MtcnnTracker:
     kind = "mtcnn"
 
     def __init__(self, device: str = "cpu", cache: FaceCache | None = None, *, min_face: int | None = None,
-                 settings: FaceSettings | None = None) -> None:
+                 settings: FaceSettings | None = None, smile: SmileMeter | None = None) -> None:
         from workers.mtcnn import MIN_FACE as MTCNN_MIN_FACE
         from workers.mtcnn import Mtcnn
 
         self.net = Mtcnn(device, min_face=min_face or MTCNN_MIN_FACE)
         self.cache = cache or FaceCache()
         self.settings = settings or DEFAULT_FACE
+        self.smile = smile
         if self.net.device.type == "cuda":
             self.net.warm_up()
 
@@ -521,6 +536,7 @@ class MtcnnTracker:
         """Advance every job (a run of frames of one chain) in lockstep: one detect and one track call per step."""
         for job in jobs:
             job["results"], job["state"] = {}, job["seed"]
+        computed: list[tuple[np.ndarray, FaceFrame]] = []
         step = 0
         while True:
             live = [j for j in jobs if step < len(j["frames"])]
@@ -565,12 +581,15 @@ class MtcnnTracker:
                     rec = FaceFrame(t=t, state=st.state)
                     new = _MtcnnState(t, index, None, st.last_box, st.state, 0)
                 self.cache.misses += 1
+                computed.append((rgb(j), rec))
                 j["results"][j["keys"][step]] = rec
                 j["state"] = new
                 if j["cache"]:
                     entry = self.cache.session(j["sid"])
                     entry["frames"][j["keys"][step]], entry["states"][j["keys"][step]] = rec, new
             step += 1
+        if self.smile is not None:  # every new frontal face of the batch in one call, on the worker's device
+            self.smile.measure(computed)
 
 
 FACE_ENV = "INTER1SRV_FACE"
@@ -582,23 +601,30 @@ log = logging.getLogger("inter1srv.worker")
 
 
 def make_tracker(kind: str | None = None, device: str = "cpu", cache: FaceCache | None = None, *,
-                 settings: FaceSettings | None = None) -> FaceTracker | MtcnnTracker:
+                 settings: FaceSettings | None = None, smile: bool = True) -> FaceTracker | MtcnnTracker:
     """The face tracker ``kind`` names (default ``$INTER1SRV_FACE``, else ``auto``): ``haar``,
     ``mtcnn``, or ``auto`` (MTCNN on CUDA, ``CPU_DEFAULT`` on the CPU), with the ``face`` settings
-    (default: :class:`FaceSettings`). MTCNN without its weights falls back to Haar and logs why."""
+    (default: :class:`FaceSettings`). MTCNN without its weights falls back to Haar and logs why.
+    With ``smile`` the tracked face's expression is measured too (:mod:`workers.expression`; without
+    its weights it is not, and that is logged)."""
     name = (kind or os.environ.get(FACE_ENV) or "auto").strip().lower()
     if name not in ("auto", "haar", "mtcnn"):
         raise ValueError(f"{FACE_ENV}={name!r}: expected haar, mtcnn or auto")
     if name == "auto":
         name = "mtcnn" if str(device).startswith("cuda") else CPU_DEFAULT
+    meter = None
+    if smile:
+        from workers.expression import make_smile_meter
+
+        meter = make_smile_meter(device)
     if name == "mtcnn":
         from workers.mtcnn import WeightsMissing
 
         try:
-            return MtcnnTracker(device, cache, settings=settings)
+            return MtcnnTracker(device, cache, settings=settings, smile=meter)
         except WeightsMissing as exc:
             log.warning("MTCNN face detector unavailable (%s); falling back to the OpenCV Haar detector", exc)
-    return FaceTracker(cache, settings=settings)
+    return FaceTracker(cache, settings=settings, smile=meter)
 
 
 # ---------------------------------------------------------------------- cues (thresholds: FaceSettings)
@@ -620,6 +646,35 @@ def _oscillation(pos: np.ndarray, other: np.ndarray, size: float, seconds: float
     return max(1, int(round(hz * seconds))), hz, amp
 
 
+def _smile_cues(recs: list[FaceFrame], t: np.ndarray, *, span_of, step: int, cfg: FaceSettings) -> list[dict]:
+    """``smile`` cues of one run of frontal frames: frames whose happy probability reaches
+    ``smile_min_prob`` (gaps up to ``smile_max_gap_s`` bridged, unmeasured frames break a run), held
+    ``smile_min_s``, cut into chunks of about ``step`` frames; value = median probability of the chunk."""
+    p = np.array([r.smile for r in recs], dtype=np.float64)
+    if not np.isfinite(p).any():
+        return []  # not measured (no expression weights): no smile cue, never a guess
+    measured = np.isfinite(p)
+    on = measured & (np.nan_to_num(p, nan=-1.0) >= cfg.smile_min_prob)
+    dt = float(np.median(np.diff(t))) if t.size > 1 else 0.1
+    for a, b in _runs(~on & measured):  # bridge short dips between two smiling frames
+        if 0 < a and b < on.size and on[a - 1] and on[b] and t[b - 1] - t[a] + dt <= cfg.smile_max_gap_s + 1e-6:
+            on[a:b] = True
+    out = []
+    for a, b in _runs(on):
+        s, e = span_of(a, b)
+        if e - s < cfg.smile_min_s - 1e-6:
+            continue
+        chunks = max(1, int(round((b - a) / step)))
+        edges = np.linspace(a, b, chunks + 1).round().astype(int)
+        for c0, c1 in zip(edges[:-1], edges[1:], strict=True):
+            if c1 > c0:
+                cs, ce = span_of(c0, c1)
+                vals = p[c0:c1][np.isfinite(p[c0:c1])]
+                out.append({"modality": "nonverbal", "cue": "smile", "value": round(float(np.median(vals)), 3),
+                            "start": round(float(cs), 3), "end": round(float(ce), 3), "participant": 0})
+    return out
+
+
 def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.05, *,
               cfg: FaceSettings = DEFAULT_FACE) -> tuple[list[dict], list[tuple[float, float]]]:
     """Nonverbal face cues of one window, and the ranges with video but no frontal face.
@@ -633,6 +688,10 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
     seconds; ``head_tilt`` the median
     roll in degrees (signed, + = the image-right eye lower) of a run of at least ``tilt_min_s`` with
     ``|roll| >= tilt_min_deg`` on the same side (only where landmarks measured the roll: MTCNN).
+
+    ``smile`` the median happy-expression probability (:mod:`workers.expression`) of a run of frontal
+    frames at or above ``smile_min_prob`` held ``smile_min_s`` (chunks of about ``chunk_s``); only where
+    the expression was measured.
 
     ``face_size`` (about every ``SIZE_STEP_S``) is the median height of the tracked face in pixels
     of the analysis frame: a measurement, not a behaviour. Leaning in or back is a change of it
@@ -708,6 +767,7 @@ def face_cues(recs: list[FaceFrame], start: float, end: float, hold: float = 0.0
             shake = _oscillation(cx[a:b], cy[a:b], med, seconds, cfg)
             if shake is not None:
                 cues.append(cue("head_shake", shake[0], s, e, rate_hz=shake[1], amplitude=shake[2]))
+        cues += _smile_cues(recs[i:j], t[i:j], span_of=lambda a, b, i=i: span(i + a, i + b), step=step, cfg=cfg)
         pieces = max(1, int(round((j - i) * float(dt) / SIZE_STEP_S)))
         edges = np.linspace(i, j, pieces + 1).round().astype(int)
         for a, b in zip(edges[:-1], edges[1:], strict=True):

@@ -19,7 +19,7 @@ and the key. Example (TOML)::
 Sections: ``voice`` (voice activity, pauses, silences), ``prosody`` (rising pitch,
 speech rate), ``fillers`` (:mod:`workers.fillers`), ``spotting``
 (:mod:`workers.spotting`), ``face`` (:class:`workers.face.FaceSettings`: turned / absent,
-nods and shakes, look-away, head tilt), ``motion`` (the frame-difference cues of
+nods and shakes, look-away, head tilt, smile), ``motion`` (the frame-difference cues of
 :mod:`workers.baseline`: motion energy chunks, stillness, vertical / horizontal
 oscillation), ``signals`` (the sequencer's on/off thresholds, hysteresis steps,
 probability bands and engagement states) and ``baseline`` (the speaker's usual pitch and
@@ -145,7 +145,7 @@ class ModelSettingsError(ValueError):
 UNIT = {  # fields whose value is a fraction or score in [0, 1]
     "voicing_min", "floor_percentile", "on_threshold", "off_threshold", "band_high", "band_medium",
     "engaged_on", "disengaged_on", "band_margin", "state_margin", "max_flux",
-    "skin_turned", "skin_global", "count_min_score",
+    "skin_turned", "skin_global", "count_min_score", "smile_min_prob",
 }
 ANY_SIGN = {"floor_cap_db", "min_threshold_db", "above_floor_db"}  # levels in dB may be negative
 

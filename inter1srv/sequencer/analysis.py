@@ -199,6 +199,10 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
             phrases.append(f"speaking at {mean:.1f} syllables/s over {s:.1f}-{e:.1f} s")
         elif name == "face_present":
             phrases.append(f"face in view over {s:.1f}-{e:.1f} s")
+        elif name == "smile":
+            total = sum(overlap(c, lo, hi) for c in sel)
+            phrases.append(f"smiling for {total:.1f} s ({s:.1f}-{e:.1f} s, happy-expression probability "
+                           f"{max(float(c['value']) for c in sel):.2f})")
         elif name == "head_tilt":
             side = "right" if mean > 0 else "left"  # + : the eye on the image's right is lower
             phrases.append(f"head tilted {abs(mean):.0f} degrees toward the image's {side} over {s:.1f}-{e:.1f} s")

