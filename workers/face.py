@@ -353,6 +353,8 @@ class FaceTracker:
             rec = cached.get(k) if anchored else None
             if rec is not None:
                 self.cache.hits += 1
+                if _unmeasured(rec, self.smile):  # cached by a call that failed before measuring it
+                    computed.append((frames[i], rec))
                 prev = states.get(k)
                 if prev is None:  # state trimmed: an uncached frame after it would start a new chain
                     chain_ok = False
@@ -371,6 +373,12 @@ class FaceTracker:
         if times.size:
             self.cache.trim(session_id, float(times[-1]))
         return out
+
+
+def _unmeasured(rec: FaceFrame, meter: SmileMeter | None) -> bool:
+    """A cached frontal record without its smile measurement (the call that cached it raised before
+    measuring: a retried window measures it then)."""
+    return meter is not None and rec.state == "frontal" and math.isnan(rec.smile)
 
 
 def _turned_or_absent(rgb: np.ndarray, last_box: tuple[float, float, float] | None, cfg: FaceSettings) -> str:
@@ -474,6 +482,7 @@ class MtcnnTracker:
         no earlier window cached; a chain shared by two windows of the batch is computed once."""
         out: list[list[FaceFrame | None]] = []
         runs: list[dict] = []  # uncached frames of one chain in one window, with the state before them
+        unmeasured: list[tuple[np.ndarray, FaceFrame]] = []  # cached by a call that failed before measuring
         for n, (sid, frames, times) in enumerate(items):
             entry = self.cache.session(sid)
             cached, states = entry["frames"], entry["states"]
@@ -498,6 +507,8 @@ class MtcnnTracker:
                     if rec is not None:
                         self.cache.hits += 1
                         recs[i] = rec
+                        if _unmeasured(rec, self.smile):
+                            unmeasured.append((frames[i], rec))
                         seed = states.get(k)
                         chain_ok = chain_ok and seed is not None
                         continue
@@ -514,6 +525,8 @@ class MtcnnTracker:
             if best is None or len(run["frames"]) > len(best["frames"]):
                 masters[run["sig"]] = run
         self._run(items, list(masters.values()))
+        if unmeasured and self.smile is not None:
+            self.smile.measure(unmeasured)
         for run in runs:
             results = masters[run["sig"]]["results"]
             for i, k in zip(run["frames"], run["keys"], strict=True):

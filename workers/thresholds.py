@@ -185,6 +185,7 @@ def _check_pairs(where: str, s: ModelSettings) -> None:
         (s.baseline.lean_back < 1.0 < s.baseline.lean_in, "baseline.lean_back must be below 1 and baseline.lean_in above 1"),
         (fa.tilt_min_deg <= 90.0, "face.tilt_min_deg must be within [0, 90]"),
         (fa.chunk_s > 0, "face.chunk_s must be positive"),
+        (fa.smile_min_prob > 0 and fa.smile_min_s > 0, "face.smile_min_prob and face.smile_min_s must be positive"),
         (s.baseline.pitch_lo_st < s.baseline.pitch_hi_st and s.baseline.loudness_lo_db < s.baseline.loudness_hi_db,
          "baseline.pitch_lo_st must be below pitch_hi_st and loudness_lo_db below loudness_hi_db"),
         (0 < s.baseline.min_reference_s <= s.baseline.reference_s,

@@ -139,7 +139,8 @@ def _retry_locked(step, seconds: float = 10.0):
         try:
             return step()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not (busy or "locked" in str(exc)) or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(0.2, delay * 2)

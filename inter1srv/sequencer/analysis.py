@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from inter1srv.sequencer import ranges
 from workers.contract import CQI_DIMENSIONS, MODALITIES, SIGNAL_TYPES, STEP_SECONDS, Cue, WindowResult
 from workers.session_baseline import SessionBaseline, SessionBaselineSettings
 from workers.signal_shapes import overlap
@@ -199,8 +200,9 @@ def rationale_for(signal: str, cues: Sequence[Mapping[str, Any]], lo: float, hi:
             phrases.append(f"speaking at {mean:.1f} syllables/s over {s:.1f}-{e:.1f} s")
         elif name == "face_present":
             phrases.append(f"face in view over {s:.1f}-{e:.1f} s")
-        elif name == "smile":
-            total = sum(overlap(c, lo, hi) for c in sel)
+        elif name == "smile":  # chunks of one smile share their edge frames: count the time once
+            total = ranges.total(ranges.union([(max(lo, float(c["start"])), min(hi, float(c["end"])))
+                                               for c in sel if float(c["end"]) > lo and float(c["start"]) < hi]))
             phrases.append(f"smiling for {total:.1f} s ({s:.1f}-{e:.1f} s, happy-expression probability "
                            f"{max(float(c['value']) for c in sel):.2f})")
         elif name == "head_tilt":

@@ -412,6 +412,19 @@ def test_a_smile_supports_agreement_but_never_makes_it_alone():
     assert with_nods["agreement"][-1] == 0.0
 
 
+def test_a_smile_adds_at_most_a_quarter_to_agreement():
+    m = BaselineModel("cpu", asr="none", faces=False)
+    times = np.round(np.arange(16) * 0.5, 6)
+    smiling = _face_cues("smile", [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 8.0)], 0.99)
+    yes = [{"modality": "verbal", "cue": "affirmation", "value": 1.0, "start": 3.0, "end": 3.4, "text": "yes"}]
+    plain, *_ = m._scores(yes, times, 0.0, 8.0)
+    smiled, *_ = m._scores(yes + smiling, times, 0.0, 8.0)
+    assert (smiled["agreement"] <= 1.25 * plain["agreement"] + 1e-9).all()
+    assert smiled["agreement"].max() > plain["agreement"].max()
+    # one spotted "yes" stays below the on-threshold with a smile too (a false hit is not agreement)
+    assert smiled["agreement"].max() < m.settings.signals.on_threshold
+
+
 def test_smiling_raises_cqi_energy_and_rapport():
     m = BaselineModel("cpu", asr="none", faces=False)
     ev = np.ones(16)

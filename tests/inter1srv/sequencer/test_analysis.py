@@ -376,7 +376,7 @@ def test_rationale_names_a_smile_with_its_duration_and_probability():
         {"modality": "nonverbal", "cue": "head_nod", "value": 3.0, "start": 10.0, "end": 12.0,
          "rate_hz": 1.8, "amplitude": 0.09},
         {"modality": "nonverbal", "cue": "smile", "value": 0.93, "start": 10.0, "end": 12.0, "participant": 0},
-        {"modality": "nonverbal", "cue": "smile", "value": 0.99, "start": 12.0, "end": 13.5, "participant": 0},
+        {"modality": "nonverbal", "cue": "smile", "value": 0.99, "start": 11.9, "end": 13.5, "participant": 0},
     ]
     text = rationale_for("agreement", cues, 10.0, 14.0, 0.85)
     assert "smiling for 3.5 s (10.0-13.5 s, happy-expression probability 0.99)" in text
