@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -175,6 +176,7 @@ def encode_webm(
     video: bool = True,
     gop: int = 100,
     live: bool = True,
+    frame: Callable[[Script, float, int, int], np.ndarray] | None = None,
 ) -> bytes:
     """Encode the script as WebM (VP8 or VP9 + Opus).
 
@@ -182,6 +184,8 @@ def encode_webm(
     unknown-size Segment and Clusters, no SeekHead, no Cues.  ``live=False``:
     ffmpeg's file layout: known sizes, SeekHead, Void, Cues, Tags.
     ``video_codec``: ``libvpx`` (VP8) or ``libvpx-vp9`` (VP9).
+    ``frame``: draws the picture at media time t (default :func:`synth_frame`, a textured disc;
+    the perf suite passes a real face photo moved by the script).
     """
     import av
 
@@ -209,10 +213,10 @@ def encode_webm(
         if astream is not None and samples is not None:
             while apos < len(samples) and apos / 48000 <= t + 1 / fps:
                 apos = _encode_audio_chunk(container, astream, samples, apos, chunk)
-        frame = av.VideoFrame.from_ndarray(synth_frame(script, t, width, height), format="rgb24")
-        frame.pts = i
-        frame.time_base = Fraction(1, fps)
-        for packet in vstream.encode(frame):
+        vframe = av.VideoFrame.from_ndarray((frame or synth_frame)(script, t, width, height), format="rgb24")
+        vframe.pts = i
+        vframe.time_base = Fraction(1, fps)
+        for packet in vstream.encode(vframe):
             container.mux(packet)
     if astream is not None and samples is not None:
         while apos < len(samples):

@@ -54,14 +54,15 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, repeats: int = 3) ->
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--face", choices=("photo", "disc"), default="photo")
     parser.add_argument("--json")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    from inter1srv.synthmedia import default_script, encode_webm
+    from perf.media import clip
 
-    webm = encode_webm(default_script(args.seconds), width=640, height=480, fps=20)
+    webm = clip(args.seconds, 640, 480, 20, args.face)
     floor, frames, audio = decode_floor(webm, args.seconds)
     report = {"media_seconds": args.seconds, "decode_floor_ratio": floor}
     for batch in (1, 4, 16):

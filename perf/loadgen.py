@@ -437,9 +437,10 @@ def run_level(*, sessions: int, seconds: float, width: int = 640, height: int = 
               timeslice: float = 0.3, stagger: float | None = None, server_kind: str = "inter1srv",
               workers: int = 1, env: dict[str, str] | None = None, url: str | None = None,
               key: str | None = None, sample_s: float = 0.5, data_dir: Path | None = None,
-              profile: str | None = None, native: bool = False, code_dir: Path | None = None) -> dict:
+              profile: str | None = None, native: bool = False, code_dir: Path | None = None,
+              face: str = "photo") -> dict:
     """Start a server (unless ``url``), run ``sessions`` real-time sessions, return the report dict."""
-    webm = clip(seconds, width, height, fps)
+    webm = clip(seconds, width, height, fps, face)
     chunks = recorder_chunks(webm, timeslice)
     config = {"type": "session.configure", "include": ["conversation_quality"]}
     server = meter = None
@@ -630,6 +631,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--fps", type=int, default=20)
+    ap.add_argument("--face", choices=("photo", "disc"), default="photo",
+                    help="the picture: a real face photo moved by the script (default) or a textured disc")
     ap.add_argument("--timeslice", type=float, default=0.3)
     ap.add_argument("--stagger", type=float)
     ap.add_argument("--workers", type=int, default=1)
@@ -646,7 +649,7 @@ def main() -> None:
     ap.add_argument("--json", help="report path (default perf/results/loadgen-<time>.json)")
     args = ap.parse_args()
     report = run_level(sessions=args.sessions, seconds=args.seconds, width=args.width, height=args.height,
-                       fps=args.fps, timeslice=args.timeslice, stagger=args.stagger, server_kind=args.server,
+                       fps=args.fps, face=args.face, timeslice=args.timeslice, stagger=args.stagger, server_kind=args.server,
                        workers=args.workers, env=dict(kv.split("=", 1) for kv in args.env), url=args.url, key=args.key, profile=args.profile, native=args.native,
                        code_dir=code_dir_arg(args.code))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,13 @@
 """Test media for the perf suite: real VP8 + Opus WebM, cut the way a recorder emits it.
 
-``clip(seconds, width, height, fps)`` encodes (and caches under ``perf/results/cache``) a
-WebM made by libvpx/libopus from :mod:`inter1srv.synthmedia` (moving head + speech-like
-audio), in MediaRecorder's live layout (unknown-size Segment/Clusters).
+``clip(seconds, width, height, fps, face)`` encodes (and caches under ``perf/results/cache``) a
+WebM made by libvpx/libopus from :mod:`inter1srv.synthmedia`'s script (head moves: nod, still,
+fidget, leaving the frame, shake; speech-like audio), in MediaRecorder's live layout
+(unknown-size Segment/Clusters). ``face="photo"`` (default) draws a real face, the evaluation
+corpus's astronaut photo (scikit-image), moved by that script, so the face tracker and the
+expression network do the work a camera's face gives them; ``face="disc"`` draws synthmedia's
+textured disc, which the MTCNN detector rightly does not take for a face (the figures of the
+report before 2026-12-06 were measured with it: no face was tracked).
 
 ``recorder_chunks(webm, timeslice)`` cuts it at block boundaries into chunks of about
 ``timeslice`` seconds of media, like ``MediaRecorder.start(timeslice)``: the first chunk
@@ -17,6 +22,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from inter1srv.ingest import ebml
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,15 +37,42 @@ class Chunk:
     media_end: float  # time of its newest block
 
 
-def clip(seconds: float, width: int = 640, height: int = 480, fps: int = 20) -> bytes:
+FACES = ("photo", "disc")
+
+
+def photo_frame(script, t: float, width: int, height: int) -> np.ndarray:
+    """The script's head motion applied to the evaluation corpus's face photo, scaled to the frame."""
+    import cv2
+
+    from workers.evaluation.corpus import HEIGHT, WIDTH, Seg, head_pose, render
+
+    seg = script.segment_at(t)
+    start = next(script.start_of(i) for i, s in enumerate(script.segments) if s is seg)
+    motion = "still" if seg.motion == "fidget" else seg.motion
+    pose = head_pose(Seg(motion, seg.seconds, motion), t - start, seg.seconds)
+    if pose is not None and seg.motion == "fidget":  # synthmedia's fidget path: drifting, jittering
+        cx, cy, *rest = pose
+        cx += WIDTH * (0.08 * np.sin(2 * np.pi * 0.7 * t) + 0.02 * np.sin(2 * np.pi * 5.3 * t))
+        cy += HEIGHT * 0.05 * np.cos(2 * np.pi * 1.1 * t)
+        pose = (cx, cy, *rest)
+    img = render(pose)
+    if (width, height) != (WIDTH, HEIGHT):
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
+def clip(seconds: float, width: int = 640, height: int = 480, fps: int = 20, face: str = "photo") -> bytes:
     """A cached real WebM clip (VP8 + Opus, speech-like audio) of ``seconds`` seconds."""
-    key = hashlib.sha1(f"v1:{seconds}:{width}:{height}:{fps}".encode()).hexdigest()[:12]
-    path = CACHE / f"clip_{width}x{height}_{fps}fps_{seconds:g}s_{key}.webm"
+    if face not in FACES:
+        raise ValueError(f"face must be one of {FACES}, not {face!r}")
+    key = hashlib.sha1(f"v2:{seconds}:{width}:{height}:{fps}:{face}".encode()).hexdigest()[:12]
+    path = CACHE / f"clip_{width}x{height}_{fps}fps_{seconds:g}s_{face}_{key}.webm"
     if path.exists():
         return path.read_bytes()
     from inter1srv.synthmedia import default_script, encode_webm
 
-    data = encode_webm(default_script(seconds), width=width, height=height, fps=fps)
+    data = encode_webm(default_script(seconds), width=width, height=height, fps=fps,
+                       frame=photo_frame if face == "photo" else None)
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)

@@ -85,7 +85,8 @@ def floors_with_code(code: Path | None, args: argparse.Namespace) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (code or root, root))
     path = RESULTS / f"floors-{os.getpid()}.json"
     subprocess.run([sys.executable, "-m", "perf.sweep", "--floors-only", str(path), "--seconds", str(args.seconds),
-                    "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps)],
+                    "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),
+                    "--face", args.face],
                    check=True, env=env, cwd=code or root)
     floors = json.loads(path.read_text())
     path.unlink()
@@ -168,6 +169,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--fps", type=int, default=20)
+    ap.add_argument("--face", choices=("photo", "disc"), default="photo",
+                    help="the picture: a real face photo moved by the script (default) or a textured disc")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--code", help="server code: worktree (default), git:REV or a directory")
     ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra server environment (repeatable)")
@@ -185,7 +188,7 @@ def main() -> None:
                    "640x480 VP8+Opus real-time sessions")
         return
     if args.floors_only:
-        webm = clip(args.seconds, args.width, args.height, args.fps)
+        webm = clip(args.seconds, args.width, args.height, args.fps, args.face)
         floors = {"decode_only_floor": decode_only_floor(webm, args.seconds),
                   "ingest_floor": ingest_floor(webm, args.seconds), "model": model_costs(webm, args.seconds)}
         Path(args.floors_only).write_text(json.dumps(floors))
@@ -195,7 +198,7 @@ def main() -> None:
     code = code_dir_arg(args.code)
     levels = [int(x) for x in args.sessions.split(",") if x]
     naive_levels = [int(x) for x in (args.naive_sessions or args.sessions).split(",") if x]
-    webm = clip(args.seconds, args.width, args.height, args.fps)
+    webm = clip(args.seconds, args.width, args.height, args.fps, args.face)
     result: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": vars(args)}
     if not args.skip_floors:
         result.update(floors_with_code(code, args))
@@ -205,7 +208,7 @@ def main() -> None:
         reports, fails = [], 0
         for n in lv:
             r = run_level(sessions=n, seconds=args.seconds, width=args.width, height=args.height, fps=args.fps,
-                          server_kind=kind, workers=args.workers, code_dir=code,
+                          face=args.face, server_kind=kind, workers=args.workers, code_dir=code,
                           env=dict(kv.split("=", 1) for kv in args.env) if kind == "inter1srv" else None)
             if kind == "inter1srv":
                 r["server"] = args.label
