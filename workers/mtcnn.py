@@ -24,7 +24,6 @@ right mouth corner, in image coordinates; "left" is the image's left).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.package_data import package_dir
 from workers.staging import FrameStaging
 
 WEIGHTS_PACKAGE = "facenet_pytorch"
@@ -132,17 +132,7 @@ class ONet(nn.Module):
 
 def weights_dir() -> str | None:
     """The installed ``facenet_pytorch/data`` directory, found without importing the package."""
-    try:
-        spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = os.path.join(root, "data")
-        if all(os.path.isfile(os.path.join(path, f)) for f in WEIGHTS_SHA256):
-            return path
-    return None
+    return package_dir(WEIGHTS_PACKAGE, "data", WEIGHTS_SHA256)
 
 
 def load_state(name: str, directory: str | None = None) -> dict[str, torch.Tensor]:

@@ -283,18 +283,23 @@ def frame_at(corpus: Corpus, t: float) -> np.ndarray:
     return render(head_pose(seg, t - s, e - s))
 
 
+def vp8_stream(container, fps: int, width: int, height: int):
+    """A libvpx VP8 stream with a browser's realtime settings (keyframe every 100 frames, 600 kbit/s)."""
+    stream = container.add_stream("libvpx", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.codec_context.gop_size = 100
+    stream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    stream.codec_context.bit_rate = 600_000
+    return stream
+
+
 def encode(corpus: Corpus, fps: int = FPS) -> bytes:
     """VP8 + Opus WebM (file layout) of the corpus, by libvpx / libopus through PyAV."""
     import av
 
     buf = io.BytesIO()
     container = av.open(buf, mode="w", format="webm")
-    vstream = container.add_stream("libvpx", rate=fps)
-    vstream.width, vstream.height = WIDTH, HEIGHT
-    vstream.pix_fmt = "yuv420p"
-    vstream.codec_context.gop_size = 100
-    vstream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    vstream.codec_context.bit_rate = 600_000
+    vstream = vp8_stream(container, fps, WIDTH, HEIGHT)
     astream = container.add_stream("libopus", rate=SR)
     astream.codec_context.layout = "mono"
     astream.codec_context.bit_rate = 48_000

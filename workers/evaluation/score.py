@@ -152,12 +152,22 @@ def intervals(events, signal: str) -> list[tuple[float, float]]:
     return out
 
 
-def _bins(ivs: list[tuple[float, float]], n: int) -> np.ndarray:
+def bins(ivs: list[tuple[float, float]], n: int, bin_s: float = 1.0) -> np.ndarray:
+    """Which of ``n`` bins of ``bin_s`` seconds are at least half inside the intervals."""
     cov = np.zeros(n)
     for s, e in ivs:
-        for k in range(max(0, int(math.floor(s))), min(n, int(math.ceil(e)))):
-            cov[k] += max(0.0, min(e, k + 1) - max(s, k))
-    return cov >= 0.5
+        for k in range(max(0, int(math.floor(s / bin_s))), min(n, int(math.ceil(e / bin_s)))):
+            cov[k] += max(0.0, min(e, (k + 1) * bin_s) - max(s, k * bin_s))
+    return cov >= bin_s / 2
+
+
+def precision_recall_f1(y: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    """Of boolean labels ``y`` and predictions ``p`` (nothing to find and nothing found: perfect)."""
+    tp = int((y & p).sum())
+    prec = tp / p.sum() if p.sum() else (1.0 if not y.sum() else 0.0)
+    rec = tp / y.sum() if y.sum() else (1.0 if not p.sum() else 0.0)
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+    return prec, rec, f1
 
 
 def _matches(cue: dict, labels: list[dict]) -> bool:
@@ -197,11 +207,8 @@ def evaluate(corpus, frames, times, audio, a0, model=None) -> Evaluation:
         lab = [(s["start"], min(s["end"], media_s)) for s in corpus.signals if s["signal"] == sig]
         lab = [iv for iv in lab if iv[1] > iv[0]]
         pred = intervals(events, sig)
-        y, p = _bins(lab, n)[care], _bins(pred, n)[care]
-        tp = int((y & p).sum())
-        prec = tp / p.sum() if p.sum() else (1.0 if not y.sum() else 0.0)
-        rec = tp / y.sum() if y.sum() else (1.0 if not p.sum() else 0.0)
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+        y, p = bins(lab, n)[care], bins(pred, n)[care]
+        prec, rec, f1 = precision_recall_f1(y, p)
         errs = []
         for s, e in lab:
             # an onset: a detection starting in [s - 3, e + 3) (one running on from before is no onset)
