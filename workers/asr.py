@@ -54,12 +54,12 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections import OrderedDict
 from typing import Protocol
 
 import numpy as np
 
 from workers.lexicon import phrase_category
+from workers.session_cache import SessionCache
 
 # a phrase of n phones: threshold 1e-(KWS_PER_PHONE * (n - FREE_PHONES)), at most 1e-1 (module docstring)
 KWS_PER_PHONE = 5.0
@@ -193,29 +193,21 @@ def make_backend(spec: str | None = None) -> AsrBackend:
     raise ValueError(f"unknown ASR backend {spec!r}")
 
 
-class AsrCache:
+class AsrCache(SessionCache[dict]):
     """session -> (piece start ms, piece end ms) -> hits in session seconds; LRU over sessions."""
 
     def __init__(self, max_sessions: int = 64) -> None:
-        self._s: OrderedDict[str, dict[tuple[int, int], list[tuple[str, float, float]]]] = OrderedDict()
-        self.max_sessions = max_sessions
-        self.hits = 0
-        self.misses = 0
+        super().__init__(dict, max_sessions)
         self.decoded_s = 0.0
 
     def get(self, sid: str, key: tuple[int, int]):
-        entry = self._s.get(sid)
-        if entry is None:
+        if sid not in self:
             return None
-        self._s.move_to_end(sid)
-        return entry.get(key)
+        return self.session(sid).get(key)
 
     def put(self, sid: str, key: tuple[int, int], hits: list) -> None:
-        entry = self._s.setdefault(sid, {})
-        self._s.move_to_end(sid)
+        entry = self.session(sid)
         entry[key] = hits
         if len(entry) > 256:
             for k in sorted(entry)[: len(entry) - 256]:
                 entry.pop(k, None)
-        while len(self._s) > self.max_sessions:
-            self._s.popitem(last=False)

@@ -90,7 +90,7 @@ from workers.contract import (
     WindowInput,
     WindowResult,
 )
-from workers.face import FaceTracker, MtcnnTracker, face_cues, make_tracker
+from workers.face import FaceCache, FaceTracker, MtcnnTracker, face_cues, make_tracker
 from workers.features import (
     AUDIO_HOP,
     MOTION_REF_DT,
@@ -99,6 +99,7 @@ from workers.features import (
     to_gray_small,
 )
 from workers.session_baseline import learning_cqi
+from workers.session_cache import FrameTimeCache, time_key
 from workers.signal_shapes import ramp, raster, reversal_hz, step_contexts
 from workers.signal_shapes import runs as _runs
 from workers.thresholds import ModelSettings, MotionSettings, model_settings
@@ -112,6 +113,7 @@ HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
 # evidence and coverage bookkeeping (what counts as missing media; not cue thresholds)
 FRAME_HOLD_S = 0.25  # a frame stands for +/- this much time (evidence, gaps)
 VIDEO_GAP_S = 1.0
+GRAY_KEEP_S = 10.0  # grey frames kept behind a session's newest frame: a window is 8 s
 AUDIO_GAP_S = 0.05
 
 EPS = 1e-6
@@ -200,6 +202,8 @@ class BaselineModel:
         self._device = torch.device(device)
         self.asr: AsrBackend = make_backend(asr) if asr is None or isinstance(asr, str) else asr
         self.asr_cache = AsrCache()
+        # 80x60 grey frames of the motion cues, per session and frame time (each frame is in 2-3 windows)
+        self.gray_cache: FrameTimeCache[torch.Tensor] = FrameTimeCache(keep_seconds=GRAY_KEEP_S)
         self.face: FaceTracker | MtcnnTracker | None = None
         if faces:  # True: $INTER1SRV_FACE or auto; or "haar" / "mtcnn" / "auto"
             try:
@@ -211,12 +215,27 @@ class BaselineModel:
     def cache_stats(self) -> dict:
         """Per-worker cache hit rates (face frames, ASR regions) and seconds of audio decoded."""
         out = {"asr_hits": self.asr_cache.hits, "asr_misses": self.asr_cache.misses,
-               "asr_decoded_s": round(self.asr_cache.decoded_s, 3)}
+               "asr_decoded_s": round(self.asr_cache.decoded_s, 3),
+               "gray_hits": self.gray_cache.hits, "gray_misses": self.gray_cache.misses}
         if self.face is not None:
             out.update(face_detector=self.face.kind, face_hits=self.face.cache.hits,
                        face_misses=self.face.cache.misses,
                        face_hit_rate=round(self.face.cache.hit_rate, 4))
         return out
+
+    def forget(self, session_id: str) -> None:
+        """Drop what the caches hold for an ended session (a later window of it would only recompute)."""
+        self.asr_cache.forget(session_id)
+        self.gray_cache.forget(session_id)
+        if self.face is not None:
+            self.face.cache.forget(session_id)
+
+    def clear_caches(self) -> None:
+        """Empty every per-session cache (as on a worker that never saw any session)."""
+        self.asr_cache = AsrCache()
+        self.gray_cache = FrameTimeCache(keep_seconds=GRAY_KEEP_S)
+        if self.face is not None:
+            self.face.cache = FaceCache()
 
     # ------------------------------------------------------------------ batch
     def analyze(self, windows: list[WindowInput]) -> list[WindowResult]:
@@ -281,7 +300,7 @@ class BaselineModel:
     def _video_batch(self, windows: list[WindowInput]) -> list[dict | None]:
         grays, dts = [], []
         for w in windows:
-            grays.append(to_gray_small(w.frames, self._device))
+            grays.append(self._gray(w))
             ft = np.asarray(w.frame_times, dtype=np.float64)
             dts.append(np.diff(ft) if ft.size > 1 else np.zeros(0))
         t_max = max(g.shape[0] for g in grays)
@@ -304,6 +323,25 @@ class BaselineModel:
                 continue
             out.append({"times": np.asarray(w.frame_times, dtype=np.float64)[:n], "dt": dt[i, : max(0, n - 1)],
                         **{k: v[i, : max(0, n - 1)] for k, v in host.items()}})
+        return out
+
+    def _gray(self, w: WindowInput) -> torch.Tensor:
+        """The window's 80x60 grey frames, converting only the frames no earlier window of the session
+        converted on this worker (the conversion is per frame, so cached frames are the same values)."""
+        n = w.frames.shape[0]
+        keys = [time_key(t) for t in np.asarray(w.frame_times, dtype=np.float64)[:n]]
+        if n == 0 or len(set(keys)) < n:  # two frames at one millisecond cannot share a key: no cache
+            return to_gray_small(w.frames, self._device)
+        cached = self.gray_cache.session(w.session_id)
+        todo = np.array([k not in cached for k in keys])
+        self.gray_cache.misses += int(todo.sum())
+        self.gray_cache.hits += n - int(todo.sum())
+        for a, b in _runs(todo):  # contiguous frames: one strided view each
+            gray = to_gray_small(w.frames[a:b], self._device)
+            for i in range(a, b):
+                cached[keys[i]] = gray[i - a]
+        out = torch.stack([cached[k] for k in keys])
+        self.gray_cache.trim(w.session_id, float(w.frame_times[n - 1]))
         return out
 
     # ------------------------------------------------------------ per window

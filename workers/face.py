@@ -42,13 +42,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from workers.session_cache import SessionCache
+from workers.session_cache import time_key as _key
 from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
 
@@ -130,47 +130,24 @@ class _TrackState:
     faces: int
 
 
-class FaceCache:
+class FaceCache(SessionCache[dict]):
     """Per-worker cache: session -> frame time (ms) -> FaceFrame, plus the tracker state after it."""
 
     def __init__(self, max_sessions: int = CACHE_SESSIONS, keep_seconds: float = CACHE_SECONDS) -> None:
-        self._sessions: OrderedDict[str, dict] = OrderedDict()
-        self.max_sessions, self.keep_seconds = max_sessions, keep_seconds
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
-
-    def session(self, sid: str) -> dict:
-        with self._lock:
-            entry = self._sessions.get(sid)
-            if entry is None:
-                entry = self._sessions[sid] = {"frames": {}, "states": {}}
-                while len(self._sessions) > self.max_sessions:
-                    self._sessions.popitem(last=False)
-            else:
-                self._sessions.move_to_end(sid)
-            return entry
+        super().__init__(lambda: {"frames": {}, "states": {}}, max_sessions)
+        self.keep_seconds = keep_seconds
 
     def trim(self, sid: str, newest: float) -> None:
         """Drop records older than ``keep_seconds``, and tracker states (which hold a face template)
         older than ``STATE_SECONDS``: chains restart every second, so only a window that starts
         mid-second needs the state of the frame before it."""
         entry = self.session(sid)
-        cutoff = int(round((newest - self.keep_seconds) * 1000))
-        state_cutoff = int(round((newest - STATE_SECONDS) * 1000))
+        cutoff = _key(newest - self.keep_seconds)
+        state_cutoff = _key(newest - STATE_SECONDS)
         for key in [k for k in entry["frames"] if k < cutoff]:
             entry["frames"].pop(key, None)
         for key in [k for k in entry["states"] if k < state_cutoff]:
             entry["states"].pop(key, None)
-
-    @property
-    def hit_rate(self) -> float:
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
-
-
-def _key(t: float) -> int:
-    return int(round(float(t) * 1000))
 
 
 class FaceTracker:

@@ -87,6 +87,7 @@ class Worker:
         self.rings = RingCache()
         self.stop = threading.Event()
         self.link_lost = threading.Event()
+        self.ended: queue.Queue[str] = queue.Queue()  # sessions whose caches the model may drop
 
     def run(self) -> None:
         import torch
@@ -112,6 +113,7 @@ class Worker:
                 channel = self._relink(channel)
                 if channel is None:
                     break
+            self._forget_ended(model)
             batch = next_batch(self.jobs, self.cfg.batch_max, self.cfg.batch_wait_ms / 1000)
             if batch:
                 try:
@@ -169,6 +171,19 @@ class Worker:
         win = WindowInput("warmup", "warmup", 0.0, 1.0, frames, np.arange(4) / 4.0,
                           np.zeros(AUDIO_SAMPLE_RATE, np.float32), 0.0)
         model.analyze([win])
+        if hasattr(model, "forget"):
+            model.forget("warmup")
+
+    def _forget_ended(self, model) -> None:
+        """Drop the per-session caches of ended sessions (here, between batches: the model is not thread-safe)."""
+        forget = getattr(model, "forget", None)
+        while True:
+            try:
+                sid = self.ended.get_nowait()
+            except queue.Empty:
+                return
+            if forget is not None:
+                forget(sid)
 
     def _receive(self, channel: BlockingChannel) -> None:
         try:
@@ -178,6 +193,8 @@ class Worker:
                     self.jobs.put(msg)
                 elif msg.get("op") == "forget":
                     self.rings.forget(msg["ring"])
+                    if msg.get("sid"):
+                        self.ended.put(msg["sid"])
                 elif msg.get("op") == "refused":  # e.g. another result contract: retrying cannot help
                     logs.log(log, logging.ERROR, "refused by the sequencer", worker=self.wid, reason=msg.get("reason"))
                     os._exit(2)

@@ -554,7 +554,7 @@ class Sequencer:
         self.sessions.pop(s.sid, None)
         for worker in list(self.workers.values()):
             try:
-                worker.channel.send({"op": "forget", "ring": s.ring})
+                worker.channel.send({"op": "forget", "ring": s.ring, "sid": s.sid})
             except ChannelClosed:
                 pass
 

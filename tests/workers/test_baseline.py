@@ -436,3 +436,32 @@ def test_smiling_raises_cqi_energy_and_rapport():
     assert smiled["energy"]["value"] > plain["energy"]["value"]
     assert smiled["rapport"]["value"] > plain["rapport"]["value"]
     assert smiled["rapport"]["weight"] == plain["rapport"]["weight"] > 0
+
+
+def test_grey_frames_are_converted_once_per_session_and_frame(media):
+    """Overlapping windows reuse the grey frames of the motion cues; the values are the uncached ones."""
+    from workers.features import to_gray_small
+
+    cached = BaselineModel("cpu", faces=False, asr="none")
+    first, second = media.window(0.0, 8.0), media.window(3.0, 11.0)
+    results = cached.analyze([first]) + cached.analyze([second])
+    n_first, n_second = first.frames.shape[0], second.frames.shape[0]
+    new = int(np.sum(second.frame_times >= 8.0))
+    assert (cached.gray_cache.misses, cached.gray_cache.hits) == (n_first + new, n_second - new)
+    grey = cached._gray(second)
+    assert torch.equal(grey, to_gray_small(second.frames, torch.device("cpu")))
+    cold = BaselineModel("cpu", faces=False, asr="none")  # a worker that never saw the session's first window
+    assert cold.analyze([second]) == [results[1]]
+    cached.forget("session")
+    assert "session" not in cached.gray_cache
+    cached.analyze([second])
+    assert cached.gray_cache.misses == n_first + new + n_second
+
+
+def test_frames_sharing_a_millisecond_are_not_cached(media):
+    model = BaselineModel("cpu", faces=False, asr="none")
+    w = media.window(0.0, 8.0)
+    w.frame_times = w.frame_times.copy()
+    w.frame_times[1] = w.frame_times[0] + 1e-4  # two frames, one cache key
+    model.analyze([w])
+    assert model.gray_cache.misses == model.gray_cache.hits == 0 and len(model.gray_cache) == 0

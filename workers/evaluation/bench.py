@@ -19,11 +19,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from workers.asr import AsrCache
     from workers.baseline import BaselineModel
     from workers.evaluation.corpus import build, decode_webm
     from workers.evaluation.score import windows_of
-    from workers.face import FaceCache, make_tracker
+    from workers.face import make_tracker
 
     corpus = build()
     frames, times, audio, a0 = decode_webm(corpus.webm)
@@ -34,9 +33,7 @@ def main() -> None:
         started = time.process_time()
         for w in windows:
             if clear:
-                if model.face is not None:
-                    model.face.cache = FaceCache()
-                model.asr_cache = AsrCache()
+                model.clear_caches()
             model.analyze([w])
         return (time.process_time() - started) / media
 
