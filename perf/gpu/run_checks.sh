@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 7 in as few device calls as fit a short lease (run from the repository root
+# on a GPU host whose python3 has torch; wheels from perf/gpu/fetch_wheels.sh in .whl/):
+#
+#   bash perf/gpu/run_checks.sh tests    # install, versions, the gpu-marked tests, model cost on CUDA
+#                                        # at batch 1/4/16/64 (~3 min)
+#   bash perf/gpu/run_checks.sh sweep    # capacity sweep of inter1srv on the GPU (~5 min at the defaults)
+#   bash perf/gpu/run_checks.sh naive    # the naive one-process reference on the same GPU (~2 min)
+#
+# Each stage installs the wheels first if they are not installed yet (a warm host keeps /tmp/site).
+# Knobs (environment): LEVELS (sessions per level, default 64,128,200,256), NAIVE_LEVELS (16,32),
+# SECONDS_PER_SESSION (20), WORKERS (worker processes sharing the GPU, default: cores - 4),
+# FRONTENDS (default 3), PY (python3). Results: $OUT if set (a lent device's return folder), else
+# perf/results/gpu-<stage>.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+stage="${1:-tests}"
+PY="${PY:-python3}"
+OUTDIR="${OUT:-perf/results/gpu-$stage}"
+mkdir -p "$OUTDIR"
+cores=$(nproc)
+WORKERS="${WORKERS:-$(( cores > 6 ? cores - 4 : 2 ))}"
+FRONTENDS="${FRONTENDS:-3}"
+SECONDS_PER_SESSION="${SECONDS_PER_SESSION:-20}"
+export PYTHONUNBUFFERED=1
+
+install() {
+    if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+        if ! PYTHONPATH=/tmp/site "$PY" -c "import av, websockets, orjson, pocketsphinx" 2>/dev/null; then
+            "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+                --target /tmp/site .whl/*.whl || exit 1
+        fi
+        export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+    fi
+    "$PY" - <<'PY' || exit 1
+import importlib
+import torch
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+for name in ("numpy", "av", "websockets", "orjson", "pocketsphinx", "cv2", "h5py", "skimage", "uvloop", "psutil"):
+    mod = importlib.import_module(name)
+    print(name, getattr(mod, "__version__", "?"))
+from workers.mtcnn import weights_dir
+from workers.expression import weights_path
+print("mtcnn weights", weights_dir(), "| expression weights", weights_path())
+PY
+}
+
+collect_sweep() {  # a sweep folder holds one JSON per level: pack them, keep the table and plot beside
+    local dir
+    dir=$(ls -dt perf/results/sweep-* 2>/dev/null | head -1)
+    [ -n "$dir" ] || return 0
+    tar czf "$OUTDIR/$stage-sweep.tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")"
+    cp "$dir/table.txt" "$OUTDIR/$stage-table.txt" 2>/dev/null
+    cp "$dir/sweep.png" "$OUTDIR/$stage-sweep.png" 2>/dev/null
+}
+
+install
+case "$stage" in
+tests)
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $cores"
+      df -h /dev/shm; } 2>&1 | tee "$OUTDIR/host.txt"  # each session's ring is 62.5 MB of /dev/shm
+    "$PY" -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$OUTDIR/gpu-tests.txt"
+    "$PY" -m perf.bench_model --device auto --batches 1,4,16,64 --json "$OUTDIR/bench-model.json" 2>&1 \
+        | tee "$OUTDIR/bench-model.txt"
+    ;;
+sweep)
+    LEVELS="${LEVELS:-64,128,200,256}"
+    "$PY" -m perf.sweep --sessions "$LEVELS" --skip-naive --seconds "$SECONDS_PER_SESSION" --workers "$WORKERS" \
+        --env "INTER1SRV_FRONTENDS=$FRONTENDS" --label "gpu-${WORKERS}w" 2>&1 | tee "$OUTDIR/sweep.txt"
+    collect_sweep
+    ;;
+naive)
+    NAIVE_LEVELS="${NAIVE_LEVELS:-16,32}"
+    "$PY" -m perf.sweep --sessions "" --naive-sessions "$NAIVE_LEVELS" --seconds "$SECONDS_PER_SESSION" \
+        --workers 1 --skip-floors --label "gpu-1w" 2>&1 | tee "$OUTDIR/naive.txt"
+    collect_sweep
+    ;;
+*)
+    echo "stage: tests, sweep or naive" >&2
+    exit 2
+    ;;
+esac
