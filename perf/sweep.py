@@ -58,8 +58,9 @@ def ingest_floor(webm: bytes, seconds: float) -> dict:
     return {"wall_ratio": wall / seconds, "cpu_per_media_s": cpu / seconds}
 
 
-def model_costs(webm: bytes, seconds: float, window: float = 8.0, hop: float = 3.0) -> dict:
-    """Baseline model wall time per media second of window at batch 1/4/16 (perf/bench_model.py)."""
+def model_costs(webm: bytes, seconds: float) -> dict:
+    """Baseline model wall time per media second of window and of session, 1/4/16 sessions per batch
+    (perf/bench_model.py ``model_cost``)."""
     import torch
 
     from perf.bench_model import decode_floor, model_cost
@@ -68,12 +69,7 @@ def model_costs(webm: bytes, seconds: float, window: float = 8.0, hop: float = 3
     torch.set_num_threads(1)
     try:
         _, frames, audio = decode_floor(webm, seconds)
-        out = {}
-        for batch in (1, 4, 16):
-            per_window_s = model_cost(frames, audio, batch)
-            out[f"batch{batch}"] = {"per_window_media_s": per_window_s,
-                                    "per_session_media_s": per_window_s * window / hop}
-        return out
+        return {f"batch{batch}": model_cost(frames, audio, batch) for batch in (1, 4, 16)}
     finally:
         torch.set_num_threads(threads)
 

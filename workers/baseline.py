@@ -113,7 +113,6 @@ HOP_S = AUDIO_HOP / AUDIO_SAMPLE_RATE  # 0.02 s
 # evidence and coverage bookkeeping (what counts as missing media; not cue thresholds)
 FRAME_HOLD_S = 0.25  # a frame stands for +/- this much time (evidence, gaps)
 VIDEO_GAP_S = 1.0
-GRAY_KEEP_S = 10.0  # grey frames kept behind a session's newest frame: a window is 8 s
 AUDIO_GAP_S = 0.05
 
 EPS = 1e-6
@@ -203,7 +202,7 @@ class BaselineModel:
         self.asr: AsrBackend = make_backend(asr) if asr is None or isinstance(asr, str) else asr
         self.asr_cache = AsrCache()
         # 80x60 grey frames of the motion cues, per session and frame time (each frame is in 2-3 windows)
-        self.gray_cache: FrameTimeCache[torch.Tensor] = FrameTimeCache(keep_seconds=GRAY_KEEP_S)
+        self.gray_cache: FrameTimeCache[torch.Tensor] = FrameTimeCache()
         self.face: FaceTracker | MtcnnTracker | None = None
         if faces:  # True: $INTER1SRV_FACE or auto; or "haar" / "mtcnn" / "auto"
             try:
@@ -233,7 +232,7 @@ class BaselineModel:
     def clear_caches(self) -> None:
         """Empty every per-session cache (as on a worker that never saw any session)."""
         self.asr_cache = AsrCache()
-        self.gray_cache = FrameTimeCache(keep_seconds=GRAY_KEEP_S)
+        self.gray_cache = FrameTimeCache()
         if self.face is not None:
             self.face.cache = FaceCache()
 
@@ -339,9 +338,9 @@ class BaselineModel:
         for a, b in _runs(todo):  # contiguous frames: one strided view each
             gray = to_gray_small(w.frames[a:b], self._device)
             for i in range(a, b):
-                cached[keys[i]] = gray[i - a]
+                cached[keys[i]] = gray[i - a].clone()  # a view would keep the whole block alive
         out = torch.stack([cached[k] for k in keys])
-        self.gray_cache.trim(w.session_id, float(w.frame_times[n - 1]))
+        self.gray_cache.drop_before(w.session_id, w.start)
         return out
 
     # ------------------------------------------------------------ per window

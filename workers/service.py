@@ -12,6 +12,7 @@ import queue
 import signal
 import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .device_stats import gpu_stats
 
 log = logging.getLogger("inter1srv.worker")
 STATS_INTERVAL_S = 5.0
+RECENTLY_ENDED_MAX = 4096  # ended session ids remembered (their queued windows are skipped)
 
 
 def pick_device(requested: str) -> str:
@@ -87,7 +89,9 @@ class Worker:
         self.rings = RingCache()
         self.stop = threading.Event()
         self.link_lost = threading.Event()
-        self.ended: queue.Queue[str] = queue.Queue()  # sessions whose caches the model may drop
+        self.ended: queue.Queue[str] = queue.Queue()  # sessions the sequencer forgot (from the receiver thread)
+        self.recently_ended: OrderedDict[str, None] = OrderedDict()  # their ids, for jobs queued before that
+        self.model = None
 
     def run(self) -> None:
         import torch
@@ -102,7 +106,7 @@ class Worker:
         self._warm_up(model)
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())  # finish the batch in hand, then exit
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        self.device, self.model_name = device, model.name
+        self.device, self.model_name, self.model = device, model.name, model
         channel = self._link()
         sdnotify.notify("READY=1")
         logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
@@ -113,7 +117,7 @@ class Worker:
                 channel = self._relink(channel)
                 if channel is None:
                     break
-            self._forget_ended(model)
+            self._forget_ended(model)  # also when idle: an ended session's memory goes now
             batch = next_batch(self.jobs, self.cfg.batch_max, self.cfg.batch_wait_ms / 1000)
             if batch:
                 try:
@@ -144,10 +148,12 @@ class Worker:
         return channel
 
     def _relink(self, old: BlockingChannel) -> BlockingChannel | None:
-        """The sequencer restarted: its jobs are gone with it; keep the warm model and reconnect."""
+        """The sequencer restarted: its jobs and sessions are gone with it; keep the warm model and reconnect."""
         old.close()
         while not self.jobs.empty():
             self.jobs.get_nowait()
+        if self.model is not None and hasattr(self.model, "clear_caches"):
+            self.model.clear_caches()  # no forget will come for the old sessions
         logs.log(log, logging.WARNING, "sequencer link lost; reconnecting", worker=self.wid)
         try:
             return self._link()
@@ -175,13 +181,17 @@ class Worker:
             model.forget("warmup")
 
     def _forget_ended(self, model) -> None:
-        """Drop the per-session caches of ended sessions (here, between batches: the model is not thread-safe)."""
+        """Drop the per-session caches of ended sessions (on the model's thread: the model is not
+        thread-safe) and remember their ids, so windows of theirs still queued are not analysed."""
         forget = getattr(model, "forget", None)
         while True:
             try:
                 sid = self.ended.get_nowait()
             except queue.Empty:
                 return
+            self.recently_ended[sid] = None
+            while len(self.recently_ended) > RECENTLY_ENDED_MAX:
+                self.recently_ended.popitem(last=False)
             if forget is not None:
                 forget(sid)
 
@@ -202,9 +212,13 @@ class Worker:
             self.link_lost.set()
 
     def _process(self, model, channel: BlockingChannel, batch: list[dict]) -> None:
+        self._forget_ended(model)  # a forget that came while the batch gathered
         inputs: list[WindowInput] = []
         jobs: list[dict] = []
         for job in batch:
+            if job.get("sid") in self.recently_ended:  # queued before its session ended: nobody waits for it
+                channel.send({"op": "failed", "id": job["id"], "reason": "session ended", "retryable": False})
+                continue
             try:
                 inputs.append(read_window(self.rings.get(job["ring"]), job))
                 jobs.append(job)

@@ -62,14 +62,18 @@ class SessionCache(Generic[E]):
 
 
 class FrameTimeCache(SessionCache[dict[int, E]]):
-    """session -> frame time (ms) -> value, keeping the ``keep_seconds`` before a session's newest frame."""
+    """session -> frame time (ms) -> value."""
 
-    def __init__(self, max_sessions: int = 64, keep_seconds: float = 10.0) -> None:
+    def __init__(self, max_sessions: int = 64) -> None:
         super().__init__(dict, max_sessions)
-        self.keep_seconds = keep_seconds
 
-    def trim(self, sid: str, newest: float) -> None:
+    def drop_before(self, sid: str, t: float) -> None:
+        """Forget a session's frames before media time ``t`` (a session's windows come in time order,
+        so frames before the start of its newest window are not asked for again; if they are, they
+        are computed again)."""
+        if sid not in self:
+            return
         entry = self.session(sid)
-        cutoff = time_key(newest - self.keep_seconds)
+        cutoff = time_key(t)
         for key in [k for k in entry if k < cutoff]:
             entry.pop(key, None)

@@ -15,6 +15,10 @@ cd "$(dirname "$0")/../.."
 PYVER="${1:-3.12}"
 DEST=.whl
 mkdir -p "$DEST"
+if ls "$DEST"/*.whl 2>/dev/null | grep -v -e "-$PYVER" -e "cp${PYVER/./}" -e "py3-none" -e "abi3" | grep -q .; then
+    echo "$DEST holds wheels for another Python: empty it first (pip would find two versions)" >&2
+    exit 1
+fi
 platforms=()
 for n in 5 17 24 27 28 31 34 35; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
 platforms+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64)
@@ -22,10 +26,11 @@ for spec in "websockets>=17,<18" "orjson>=3.9" "av>=18.1,<19" "facenet-pytorch==
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
         "${platforms[@]}" -d "$DEST" "$spec"
 done
-if ! ls "$DEST"/pocketsphinx-5.1.1-*.whl >/dev/null 2>&1; then
+tag="cp${PYVER/./}"
+if ! ls "$DEST"/pocketsphinx-5.1.1-"$tag"-*.whl >/dev/null 2>&1; then
     if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
             "${platforms[@]}" -d "$DEST" pocketsphinx==5.1.1 2>/dev/null; then
-        py="$(command -v "python$PYVER" || ls /root/.pyenv/versions/"$PYVER"*/bin/python"$PYVER" 2>/dev/null | head -1)"
+        py="$(command -v "python$PYVER" || ls "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$PYVER"*/bin/python"$PYVER" 2>/dev/null | head -1 || true)"
         [ -x "$py" ] || { echo "no pocketsphinx 5.1.1 wheel for $PYVER and no python$PYVER to build one" >&2; exit 1; }
         "$py" -m pip wheel -q --no-deps -w "$DEST" pocketsphinx==5.1.1
     fi

@@ -9,7 +9,7 @@
 #
 # Each stage installs the wheels first if they are not installed yet (a warm host keeps /tmp/site).
 # Knobs (environment): LEVELS (sessions per level, default 64,128,200,256), NAIVE_LEVELS (16,32),
-# SECONDS_PER_SESSION (20), WORKERS (worker processes sharing the GPU, default: cores - 4),
+# SECONDS_PER_SESSION (20), BATCHES (model bench, 1,4,16,64), WORKERS (worker processes sharing the GPU, default: cores - 4),
 # FRONTENDS (default 3), PY (python3). Results: $OUT if set (a lent device's return folder), else
 # perf/results/gpu-<stage>.
 set -uo pipefail
@@ -49,37 +49,45 @@ PY
 }
 
 collect_sweep() {  # a sweep folder holds one JSON per level: pack them, keep the table and plot beside
-    local dir
-    dir=$(ls -dt perf/results/sweep-* 2>/dev/null | head -1)
-    [ -n "$dir" ] || return 0
+    local dir="perf/results/gpu-sweep-$stage"
+    [ -d "$dir" ] || return 0
     tar czf "$OUTDIR/$stage-sweep.tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")"
-    cp "$dir/table.txt" "$OUTDIR/$stage-table.txt" 2>/dev/null
-    cp "$dir/sweep.png" "$OUTDIR/$stage-sweep.png" 2>/dev/null
+    for f in table.txt sweep.png; do
+        [ -f "$dir/$f" ] && cp "$dir/$f" "$OUTDIR/$stage-$f"
+    done
+    return 0
 }
 
+failed=0  # a check that fails does not stop the others; the stage's exit status says if any failed
+check_done() { [ "$1" -eq 0 ] || { echo "FAILED: $2 (exit $1)" >&2; failed=1; }; }
+
+case "$stage" in tests | sweep | naive) ;; *) echo "stage: tests, sweep or naive" >&2; exit 2 ;; esac
 install
 case "$stage" in
 tests)
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; echo "cores: $cores"
       df -h /dev/shm; } 2>&1 | tee "$OUTDIR/host.txt"  # each session's ring is 62.5 MB of /dev/shm
-    "$PY" -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$OUTDIR/gpu-tests.txt"
-    "$PY" -m perf.bench_model --device auto --batches 1,4,16,64 --json "$OUTDIR/bench-model.json" 2>&1 \
+    # the gpu-marked tests all live in tests/workers (other folders import packages a bare host lacks)
+    "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/workers 2>&1 | tee "$OUTDIR/gpu-tests.txt"
+    check_done $? "gpu tests"
+    "$PY" -m perf.bench_model --device auto --batches "${BATCHES:-1,4,16,64}" --json "$OUTDIR/bench-model.json" 2>&1 \
         | tee "$OUTDIR/bench-model.txt"
+    check_done $? "model bench"
     ;;
 sweep)
     LEVELS="${LEVELS:-64,128,200,256}"
     "$PY" -m perf.sweep --sessions "$LEVELS" --skip-naive --seconds "$SECONDS_PER_SESSION" --workers "$WORKERS" \
-        --env "INTER1SRV_FRONTENDS=$FRONTENDS" --label "gpu-${WORKERS}w" 2>&1 | tee "$OUTDIR/sweep.txt"
+        --env "INTER1SRV_FRONTENDS=$FRONTENDS" --label "gpu-${WORKERS}w" --out "perf/results/gpu-sweep-$stage" 2>&1 \
+        | tee "$OUTDIR/sweep.txt"
+    check_done $? "sweep"
     collect_sweep
     ;;
 naive)
     NAIVE_LEVELS="${NAIVE_LEVELS:-16,32}"
     "$PY" -m perf.sweep --sessions "" --naive-sessions "$NAIVE_LEVELS" --seconds "$SECONDS_PER_SESSION" \
-        --workers 1 --skip-floors --label "gpu-1w" 2>&1 | tee "$OUTDIR/naive.txt"
+        --workers 1 --skip-floors --label "gpu-1w" --out "perf/results/gpu-sweep-$stage" 2>&1 | tee "$OUTDIR/naive.txt"
+    check_done $? "naive sweep"
     collect_sweep
     ;;
-*)
-    echo "stage: tests, sweep or naive" >&2
-    exit 2
-    ;;
 esac
+exit "$failed"

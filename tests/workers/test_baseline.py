@@ -353,6 +353,20 @@ def test_cuda_matches_cpu(media, model):
         _assert_results_close(a, b)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cached_grey_frames_on_cuda_are_the_uncached_values(media):
+    """On the GPU too, a window whose grey frames partly come from an earlier window's conversion
+    gives exactly what converting them all at once gives (the per-session caches never change an answer)."""
+    from workers.features import to_gray_small
+
+    warm = BaselineModel("cuda", faces=False, asr="none")
+    first, second = media.window(0.0, 8.0), media.window(3.0, 11.0)
+    warm.analyze([first])
+    assert torch.equal(warm._gray(second), to_gray_small(second.frames, torch.device("cuda")))
+    assert warm.analyze([second]) == BaselineModel("cuda", faces=False, asr="none").analyze([second])
+
+
 def test_a_filler_word_over_a_measured_filled_pause_counts_once():
     from workers.baseline import one_filler_per_sound
 
@@ -448,10 +462,17 @@ def test_grey_frames_are_converted_once_per_session_and_frame(media):
     n_first, n_second = first.frames.shape[0], second.frames.shape[0]
     new = int(np.sum(second.frame_times >= 8.0))
     assert (cached.gray_cache.misses, cached.gray_cache.hits) == (n_first + new, n_second - new)
+    # frames before the newest window's start are let go; the rest are the uncached values, bit for bit
+    assert min(cached.gray_cache.session("session")) == int(round(second.frame_times[0] * 1000))
+    assert len(cached.gray_cache.session("session")) == n_second
     grey = cached._gray(second)
     assert torch.equal(grey, to_gray_small(second.frames, torch.device("cpu")))
     cold = BaselineModel("cpu", faces=False, asr="none")  # a worker that never saw the session's first window
     assert cold.analyze([second]) == [results[1]]
+    # both windows in one batch: the second reuses the first's frames within the call
+    together = BaselineModel("cpu", faces=False, asr="none")
+    assert together.analyze([first, second]) == results
+    assert together.gray_cache.misses == n_first + new
     cached.forget("session")
     assert "session" not in cached.gray_cache
     cached.analyze([second])

@@ -1,4 +1,4 @@
-"""The worker process's control link: an ended session's caches are dropped between batches."""
+"""The worker process's control link: an ended session's caches are dropped, its queued windows skipped."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from workers.baseline import BaselineModel
 from workers.service import Worker
 
 
+class FakeChannel:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, message: dict) -> None:
+        self.sent.append(message)
+
+
 def test_forget_from_the_sequencer_drops_the_sessions_caches(media):
-    model = BaselineModel("cpu", faces=False, asr="none")
+    model = BaselineModel("cpu", faces="haar")
     ended, kept = media.window(0.0, 8.0), media.window(0.0, 8.0)
     ended.session_id, kept.session_id = "ended", "kept"
     model.analyze([ended, kept])
-    assert "ended" in model.gray_cache and "kept" in model.gray_cache
+    for cache in (model.gray_cache, model.face.cache, model.asr_cache):
+        assert "ended" in cache and "kept" in cache
 
     worker = Worker(ServerConfig(), "w-test")
     sequencer_end, worker_end = socket.socketpair()
@@ -27,9 +36,24 @@ def test_forget_from_the_sequencer_drops_the_sessions_caches(media):
     sequencer_end.shutdown(socket.SHUT_WR)  # the link closes: the receiver stops after what was sent
     receiver.join(5.0)
     assert worker.link_lost.is_set()
-    assert "ended" in model.gray_cache, "the receiving thread never touches the model"
-    worker._forget_ended(model)
-    assert "ended" not in model.gray_cache and "kept" in model.gray_cache
-    assert "ended" not in model.asr_cache
+    assert worker.ended.qsize() == 1, "the receiving thread only queues the id; the model's thread drops"
+    # a window of the ended session that was queued before the forget is answered, not analysed
+    channel = FakeChannel()
+    job = {"op": "job", "id": "j1", "sid": "ended", "ring": "i1s.test.never-attached", "start": 0.0, "end": 8.0}
+    worker._process(model, channel, [job])
+    assert channel.sent == [{"op": "failed", "id": "j1", "reason": "session ended", "retryable": False}]
+    for cache in (model.gray_cache, model.face.cache, model.asr_cache):
+        assert "ended" not in cache and "kept" in cache
     sequencer_end.close()
     worker_end.close()
+
+
+def test_a_window_of_a_live_session_is_still_read():
+    worker = Worker(ServerConfig(), "w-test")
+    worker.ended.put("other")
+    channel = FakeChannel()
+    job = {"op": "job", "id": "j2", "sid": "live", "ring": "i1s.test.never-attached", "start": 0.0, "end": 8.0}
+    worker._process(BaselineModel("cpu", faces=False, asr="none"), channel, [job])
+    (reply,) = channel.sent
+    assert reply["id"] == "j2" and reply["reason"].startswith("ring:"), "read (and failed: no such ring), not skipped"
+    assert "other" in worker.recently_ended

@@ -29,17 +29,18 @@ def test_forget_drops_one_session():
     assert cache.session("a") == {}  # a session seen again starts empty
 
 
-def test_frame_time_cache_keeps_the_newest_seconds():
-    cache: FrameTimeCache[int] = FrameTimeCache(keep_seconds=2.0)
+def test_frame_time_cache_drops_a_sessions_frames_before_a_time():
+    cache: FrameTimeCache[int] = FrameTimeCache()
     entry = cache.session("s")
     for i in range(50):
         entry[time_key(i * 0.1)] = i
-    cache.trim("s", 4.9)
+    cache.session("t")[0] = 1
+    cache.drop_before("s", 2.9)
     assert sorted(entry) == [time_key(i * 0.1) for i in range(29, 50)]  # 2.9 s .. 4.9 s
-    other = cache.session("t")
-    other[0] = 1
-    cache.trim("s", 100.0)
+    cache.drop_before("s", 100.0)
+    cache.drop_before("never-seen", 1.0)
     assert cache.session("s") == {} and cache.session("t") == {0: 1}
+    assert "never-seen" not in cache
 
 
 def test_hit_rate():

@@ -100,7 +100,7 @@ def test_sequencer_keeps_each_sessions_windows_on_one_worker(tmp_path):
         await seq._on_frontend(frontend, {"op": "media", "sid": moved, "until": 23.0})
         assert seq.sessions[moved].worker == "w2" and moved in _pinned_to(seq, "w2")
 
-        # a session that ends is unpinned, and every worker is told to forget its ring and caches
+        # a session that ends is unpinned, and the workers (w2 is the one left) are told to forget it
         await seq._on_frontend(frontend, {"op": "abort", "sid": moved, "reason": "client_disconnect"})
         assert moved not in _pinned_to(seq, "w2")
         assert {"op": "forget", "ring": f"r-{moved}", "sid": moved} in chans["w2"].sent
