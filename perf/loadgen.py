@@ -178,7 +178,11 @@ def role_of(proc: psutil.Process) -> str:
 
 
 class ProcessMeter:
-    """CPU (user+system) and RSS of a server's process tree; processes that exit keep their last CPU."""
+    """CPU (user+system), RSS and PSS of a server's process tree; processes that exit keep their last CPU.
+
+    RSS counts a shared page (the shared-memory rings, mapped by a frontend and a worker) once per
+    process that maps it; PSS (proportional set size) splits it between them, so summed over the
+    tree it is the memory the server really holds."""
 
     def __init__(self, server: Server):
         self.server = server
@@ -186,17 +190,21 @@ class ProcessMeter:
         self.start_cpu: dict[int, float] = {}
         self.peak_rss = 0
         self.base_rss = 0
+        self.peak_pss = 0
+        self.base_pss = 0
         self.peak_shm = 0
         self.peak_shm_segments = 0
         self.samples: list[tuple[float, int, int]] = []  # (wall, rss, shm)
 
-    def _read(self) -> tuple[int, int]:
-        rss = 0
+    def _read(self) -> tuple[int, int, int]:
+        rss = pss = 0
         for p in self.server.processes():
             try:
                 with p.oneshot():
                     t = p.cpu_times()
-                    rss += p.memory_info().rss
+                    mem = p.memory_full_info()
+                    rss += mem.rss
+                    pss += getattr(mem, "pss", 0)
                     if p.pid not in self.cpu:
                         self.cpu[p.pid] = (role_of(p), 0.0)
                     self.cpu[p.pid] = (self.cpu[p.pid][0], t.user + t.system)
@@ -217,15 +225,16 @@ class ProcessMeter:
             pass
         if shm > self.peak_shm:
             self.peak_shm, self.peak_shm_segments = shm, segments
-        return rss, shm
+        return rss, pss, shm
 
     def begin(self) -> None:
-        self.base_rss, _ = self._read()
+        self.base_rss, self.base_pss, _ = self._read()
         self.start_cpu = {pid: c for pid, (_, c) in self.cpu.items()}
 
     def sample(self) -> None:
-        rss, shm = self._read()
+        rss, pss, shm = self._read()
         self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
         self.samples.append((time.monotonic(), rss, shm))
 
     def cpu_by_role(self) -> dict[str, float]:
@@ -531,6 +540,9 @@ def run_level(*, sessions: int, seconds: float, width: int = 640, height: int = 
             "rss_base_bytes": meter.base_rss,
             "rss_peak_bytes": meter.peak_rss,
             "rss_peak_per_session_bytes": (meter.peak_rss - meter.base_rss) / sessions,
+            "pss_base_bytes": meter.base_pss,
+            "pss_peak_bytes": meter.peak_pss,
+            "pss_peak_per_session_bytes": (meter.peak_pss - meter.base_pss) / sessions if meter.peak_pss else None,
             "shm_peak_bytes": meter.peak_shm,
             "shm_segments_at_peak": meter.peak_shm_segments,
             "shm_bytes_per_session": meter.peak_shm / meter.peak_shm_segments if meter.peak_shm_segments else 0,
@@ -604,7 +616,7 @@ def _f(v, fmt="{:.3f}") -> str:
 
 def table(reports: list[dict]) -> str:
     head = (f"{'server':<10}{'sess':>5}{'ratio p50':>10}{'p90':>7}{'p99':>7}{'lag p50':>9}{'p99':>7}"
-            f"{'win-lag p99':>12}{'drop s':>8}{'drop w':>7}{'cpu/med s':>10}{'rss MB/s':>9}{'shm MB/s':>9}"
+            f"{'win-lag p99':>12}{'drop s':>8}{'drop w':>7}{'cpu/med s':>10}{'rss MB/s':>9}{'pss MB/s':>9}{'shm MB/s':>9}"
             f"{'billed/streamed':>17}{'ok':>4}")
     lines = [head, "-" * len(head)]
     for r in reports:
@@ -614,6 +626,7 @@ def table(reports: list[dict]) -> str:
             f"{_f(r['event_lag_s']['p50'], '{:.2f}'):>9}{_f(r['event_lag_s']['p99'], '{:.2f}'):>7}"
             f"{_f(r['window_lag_s']['p99'], '{:.2f}'):>12}{r['dropped_seconds']:>8.1f}{r['dropped_windows']:>7}"
             f"{_f(r.get('cpu_per_media_s')):>10}{_f(_mb(r.get('rss_peak_per_session_bytes')), '{:.0f}'):>9}"
+            f"{_f(_mb(r.get('pss_peak_per_session_bytes')), '{:.0f}'):>9}"
             f"{_f(_mb(r.get('shm_bytes_per_session')), '{:.1f}'):>9}"
             f"{r['billed_seconds']:>8.1f}/{r['streamed_seconds']:<8.1f}{'Y' if r['capacity_ok'] else 'n':>4}"
         )

@@ -17,7 +17,8 @@ from perf.loadgen import run_level, table  # noqa: E402
 
 FIELDS = (
     "window_ratio", "window_latency_s", "event_lag_s", "window_lag_s", "dropped_seconds", "dropped_windows",
-    "cpu_per_media_s", "cpu_s_by_role", "rss_peak_per_session_bytes", "shm_bytes_per_session",
+    "cpu_per_media_s", "cpu_s_by_role", "rss_peak_per_session_bytes", "pss_peak_per_session_bytes",
+    "shm_bytes_per_session",
     "billed_seconds", "streamed_seconds", "capacity_ok",
 )
 
@@ -36,4 +37,6 @@ def test_one_session_report(tmp_path):
     assert report["billed_seconds"] == pytest.approx(report["streamed_seconds"], abs=0.25)
     assert report["cpu_per_media_s"] > 0
     assert report["shm_bytes_per_session"] > 0
+    # PSS counts the ring once however many processes map it, RSS once per process
+    assert 0 < report["pss_peak_per_session_bytes"] <= report["rss_peak_per_session_bytes"]
     assert "inter1srv" in table([report])
