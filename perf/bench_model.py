@@ -53,7 +53,9 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu",
     def windows_at(start: float, prefix: str) -> list[WindowInput]:
         sel = (times >= start) & (times < start + window)
         a0 = int(round(start * 16000))
-        return [WindowInput(f"{prefix}{k}:{start}", f"{prefix}{k}", start, start + window, stack[sel], times[sel],
+        frames_in = stack[sel]  # one copy per window start, shared by the sessions (read only)
+        frames_in.setflags(write=False)
+        return [WindowInput(f"{prefix}{k}:{start}", f"{prefix}{k}", start, start + window, frames_in, times[sel],
                             audio[a0:a0 + int(window * 16000)], a0 / 16000) for k in range(batch)]
 
     model.analyze(windows_at(0.0, "warm"))  # imports, kernels, the acoustic model, device buffers

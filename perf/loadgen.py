@@ -182,11 +182,11 @@ class ProcessMeter:
 
     RSS counts a shared page (the shared-memory rings, mapped by a frontend and a worker) once per
     process that maps it; PSS (proportional set size) splits it between them, so summed over the
-    tree it is the memory the server really holds. PSS is read every ``PSS_EVERY`` samples only:
+    tree it is the memory the server really holds. PSS is read at most every ``PSS_INTERVAL_S``:
     the kernel walks a process's mappings for it (~8 ms for 20 sessions' rings), which would
-    cost the box being measured CPU time at every sample."""
+    cost the box being measured CPU time at every sample (0.5 s)."""
 
-    PSS_EVERY = 10
+    PSS_INTERVAL_S = 5.0
 
     def __init__(self, server: Server):
         self.server = server
@@ -196,14 +196,17 @@ class ProcessMeter:
         self.base_rss = 0
         self.peak_pss = 0
         self.base_pss = 0
-        self._reads = 0
+        self._pss_at = -math.inf
+        self.pss_reads = 0
         self.peak_shm = 0
         self.peak_shm_segments = 0
         self.samples: list[tuple[float, int, int]] = []  # (wall, rss, shm)
 
     def _read(self) -> tuple[int, int | None, int]:
-        with_pss = self._reads % self.PSS_EVERY == 0
-        self._reads += 1
+        now = time.monotonic()
+        with_pss = now - self._pss_at >= self.PSS_INTERVAL_S
+        if with_pss:
+            self._pss_at, self.pss_reads = now, self.pss_reads + 1
         rss = pss = 0
         for p in self.server.processes():
             try:
@@ -235,8 +238,9 @@ class ProcessMeter:
         return rss, pss if with_pss else None, shm
 
     def begin(self) -> None:
-        self._reads = 0
+        self._pss_at, self.pss_reads = -math.inf, 0
         self.base_rss, base_pss, _ = self._read()
+        self._pss_at = -math.inf  # the first sample of the run reads PSS too
         self.base_pss = base_pss or 0
         self.start_cpu = {pid: c for pid, (_, c) in self.cpu.items()}
 
@@ -470,9 +474,15 @@ def run_level(*, sessions: int, seconds: float, width: int = 640, height: int = 
             data_dir = Path(tmp.name)
         server = Server(server_kind, data_dir, workers=workers, env=env, code_dir=code_dir).start()
         url, key = server.url, server.key
-        meter = ProcessMeter(server)
-        time.sleep(1.0)  # let start-up settle before the CPU baseline
-        meter.begin()
+        try:
+            meter = ProcessMeter(server)
+            time.sleep(1.0)  # let start-up settle before the CPU baseline
+            meter.begin()
+        except BaseException:  # never leave a server running behind a failed measurement
+            server.stop()
+            if tmp is not None:
+                tmp.cleanup()
+            raise
     hop = 3.0
     stagger = hop / sessions if stagger is None else stagger
     profiler = None
@@ -553,6 +563,7 @@ def run_level(*, sessions: int, seconds: float, width: int = 640, height: int = 
             "pss_base_bytes": meter.base_pss,
             "pss_peak_bytes": meter.peak_pss,
             "pss_peak_per_session_bytes": (meter.peak_pss - meter.base_pss) / sessions if meter.peak_pss else None,
+            "pss_reads": meter.pss_reads,
             "shm_peak_bytes": meter.peak_shm,
             "shm_segments_at_peak": meter.peak_shm_segments,
             "shm_bytes_per_session": meter.peak_shm / meter.peak_shm_segments if meter.peak_shm_segments else 0,

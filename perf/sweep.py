@@ -78,7 +78,8 @@ def floors_with_code(code: Path | None, args: argparse.Namespace) -> dict:
     """The floors and model costs, in a child process importing the server code under test."""
     env = dict(os.environ)
     root = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (code or root, root))
+    # the code under test first, then this tree, then what the caller had (e.g. wheels unpacked in /tmp/site)
+    env["PYTHONPATH"] = os.pathsep.join([str(code or root), str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     path = RESULTS / f"floors-{os.getpid()}.json"
     subprocess.run([sys.executable, "-m", "perf.sweep", "--floors-only", str(path), "--seconds", str(args.seconds),
                     "--width", str(args.width), "--height", str(args.height), "--fps", str(args.fps),

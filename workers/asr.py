@@ -99,7 +99,7 @@ class PocketSphinxKws:
     name = "pocketsphinx-kws"
 
     def __init__(self, per_phone: float = KWS_PER_PHONE, *, free_phones: float = FREE_PHONES,
-                 min_exponent: int = MIN_EXPONENT) -> None:
+                 min_exponent: int = MIN_EXPONENT, decoder_options: dict | None = None) -> None:
         import pocketsphinx
 
         model = pocketsphinx.get_model_path()
@@ -124,7 +124,9 @@ class PocketSphinxKws:
         with os.fdopen(fd, "w") as fh:
             fh.write("\n".join(lines) + "\n")
         # batch CMN: each region is normalised on its own, so hits do not depend on what was decoded before
-        self._decoder = pocketsphinx.Decoder(kws=self._kws_path, samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch")
+        # decoder_options: other pocketsphinx settings (e.g. topn, ds), for the speed / quality probe only
+        self._decoder = pocketsphinx.Decoder(kws=self._kws_path, samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch",
+                                             **(decoder_options or {}))
         os.unlink(self._kws_path)  # read at init
         self._cmn0 = self._decoder.get_cmn()
         self._lock = threading.Lock()

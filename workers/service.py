@@ -27,7 +27,6 @@ from .device_stats import gpu_stats
 
 log = logging.getLogger("inter1srv.worker")
 STATS_INTERVAL_S = 5.0
-RECENTLY_ENDED_MAX = 4096  # ended session ids remembered (their queued windows are skipped)
 
 
 def pick_device(requested: str) -> str:
@@ -44,15 +43,23 @@ def load_model(device: str):
     return BaselineModel(device=device)
 
 
+class RingForgotten(LookupError):
+    """The sequencer has said this ring's session ended: it is not attached again."""
+
+
 class RingCache:
     """Attached rings by name; the sequencer says when a session's ring can be forgotten."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 4096) -> None:
         self._rings: dict[str, MediaRing] = {}
+        self._forgotten: OrderedDict[str, None] = OrderedDict()  # bounded: ring names are never reused
+        self._remember = remember
         self._lock = threading.Lock()
 
     def get(self, name: str) -> MediaRing:
         with self._lock:
+            if name in self._forgotten:  # a job queued before the forget: re-attaching would keep it mapped
+                raise RingForgotten(name)
             ring = self._rings.get(name)
             if ring is None:
                 ring = self._rings[name] = MediaRing.attach(name)
@@ -61,7 +68,17 @@ class RingCache:
     def forget(self, name: str) -> None:
         with self._lock:
             ring = self._rings.pop(name, None)
+            self._forgotten[name] = None
+            while len(self._forgotten) > self._remember:
+                self._forgotten.popitem(last=False)
         if ring is not None:
+            ring.close()
+
+    def close_all(self) -> None:
+        """Detach every ring (the sequencer restarted: no forget will come for its sessions)."""
+        with self._lock:
+            rings, self._rings = list(self._rings.values()), {}
+        for ring in rings:
             ring.close()
 
 
@@ -90,7 +107,6 @@ class Worker:
         self.stop = threading.Event()
         self.link_lost = threading.Event()
         self.ended: queue.Queue[str] = queue.Queue()  # sessions the sequencer forgot (from the receiver thread)
-        self.recently_ended: OrderedDict[str, None] = OrderedDict()  # their ids, for jobs queued before that
         self.model = None
 
     def run(self) -> None:
@@ -154,6 +170,7 @@ class Worker:
             self.jobs.get_nowait()
         if self.model is not None and hasattr(self.model, "clear_caches"):
             self.model.clear_caches()  # no forget will come for the old sessions
+        self.rings.close_all()
         logs.log(log, logging.WARNING, "sequencer link lost; reconnecting", worker=self.wid)
         try:
             return self._link()
@@ -182,16 +199,13 @@ class Worker:
 
     def _forget_ended(self, model) -> None:
         """Drop the per-session caches of ended sessions (on the model's thread: the model is not
-        thread-safe) and remember their ids, so windows of theirs still queued are not analysed."""
+        thread-safe). Their windows still queued are not analysed: their rings are forgotten."""
         forget = getattr(model, "forget", None)
         while True:
             try:
                 sid = self.ended.get_nowait()
             except queue.Empty:
                 return
-            self.recently_ended[sid] = None
-            while len(self.recently_ended) > RECENTLY_ENDED_MAX:
-                self.recently_ended.popitem(last=False)
             if forget is not None:
                 forget(sid)
 
@@ -201,7 +215,7 @@ class Worker:
                 msg = channel.recv()
                 if msg.get("op") == "job":
                     self.jobs.put(msg)
-                elif msg.get("op") == "forget":
+                elif msg.get("op") == "forget":  # at once: a job of this ring read after now is refused
                     self.rings.forget(msg["ring"])
                     if msg.get("sid"):
                         self.ended.put(msg["sid"])
@@ -216,12 +230,11 @@ class Worker:
         inputs: list[WindowInput] = []
         jobs: list[dict] = []
         for job in batch:
-            if job.get("sid") in self.recently_ended:  # queued before its session ended: nobody waits for it
-                channel.send({"op": "failed", "id": job["id"], "reason": "session ended", "retryable": False})
-                continue
             try:
                 inputs.append(read_window(self.rings.get(job["ring"]), job))
                 jobs.append(job)
+            except RingForgotten:  # queued before its session ended: nobody waits for it
+                channel.send({"op": "failed", "id": job["id"], "reason": "session ended", "retryable": False})
             except Lapped:
                 channel.send({"op": "failed", "id": job["id"], "reason": "lapped", "retryable": False})
             except (FileNotFoundError, ValueError) as exc:

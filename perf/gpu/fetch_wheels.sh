@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 PYVER="${1:-3.12}"
 DEST=.whl
 mkdir -p "$DEST"
-if ls "$DEST"/*.whl 2>/dev/null | grep -v -e "-$PYVER" -e "cp${PYVER/./}" -e "py3-none" -e "abi3" | grep -q .; then
+if ls "$DEST"/*.whl 2>/dev/null | grep -v -e "-cp${PYVER/./}-" -e "-py3-none-" -e "-abi3-" | grep -q .; then
     echo "$DEST holds wheels for another Python: empty it first (pip would find two versions)" >&2
     exit 1
 fi

@@ -76,14 +76,18 @@ tests)
     ;;
 sweep)
     LEVELS="${LEVELS:-64,128,200,256}"
-    "$PY" -m perf.sweep --sessions "$LEVELS" --skip-naive --seconds "$SECONDS_PER_SESSION" --workers "$WORKERS" \
-        --env "INTER1SRV_FRONTENDS=$FRONTENDS" --label "gpu-${WORKERS}w" --out "perf/results/gpu-sweep-$stage" 2>&1 \
-        | tee "$OUTDIR/sweep.txt"
+    # the floors (CPU decode, CPU model) are skipped: the tests stage measures the model on the GPU;
+    # the load generator caps sessions per frontend at 64 unless told otherwise
+    rm -rf "perf/results/gpu-sweep-$stage"
+    "$PY" -m perf.sweep --sessions "$LEVELS" --skip-naive --skip-floors --seconds "$SECONDS_PER_SESSION" \
+        --workers "$WORKERS" --env "INTER1SRV_FRONTENDS=$FRONTENDS" --env "INTER1SRV_MAX_SESSIONS=512" \
+        --label "gpu-${WORKERS}w" --out "perf/results/gpu-sweep-$stage" 2>&1 | tee "$OUTDIR/sweep.txt"
     check_done $? "sweep"
     collect_sweep
     ;;
 naive)
     NAIVE_LEVELS="${NAIVE_LEVELS:-16,32}"
+    rm -rf "perf/results/gpu-sweep-$stage"
     "$PY" -m perf.sweep --sessions "" --naive-sessions "$NAIVE_LEVELS" --seconds "$SECONDS_PER_SESSION" \
         --workers 1 --skip-floors --label "gpu-1w" --out "perf/results/gpu-sweep-$stage" 2>&1 | tee "$OUTDIR/naive.txt"
     check_done $? "naive sweep"

@@ -36,3 +36,19 @@ def test_precision_and_recall_on_carrier_sentences():
     # the long phrases the per-phone rule missed: confusion, strain, interest
     long_found = sum(p.categories[c].found for c in ("confusion_phrase", "strain_word", "interest_phrase"))
     assert long_found >= 3, p.missed
+
+
+def test_decoder_options_are_parsed_for_the_probe():
+    from workers.evaluation.keyphrases import decoder_options
+
+    assert decoder_options(["--decoder", "topn=2", "--decoder", "beam=1e-30", "--decoder", "hmm=/m"]) == {
+        "topn": 2, "beam": 1e-30, "hmm": "/m"}
+    assert decoder_options(["--sweep"]) == {}
+
+
+def test_a_decoder_option_reaches_pocketsphinx():
+    pytest.importorskip("pocketsphinx")
+    from workers.asr import PocketSphinxKws
+
+    assert PocketSphinxKws(decoder_options={"topn": 2})._decoder.config["topn"] == 2
+    assert PocketSphinxKws()._decoder.config["topn"] == 4  # pocketsphinx's default, which the server keeps

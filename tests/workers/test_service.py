@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from inter1srv.config import ServerConfig
 from inter1srv.ipc import BlockingChannel
 from workers.baseline import BaselineModel
@@ -50,10 +52,33 @@ def test_forget_from_the_sequencer_drops_the_sessions_caches(media):
 
 def test_a_window_of_a_live_session_is_still_read():
     worker = Worker(ServerConfig(), "w-test")
-    worker.ended.put("other")
+    worker.rings.forget("i1s.test.other-ring")
     channel = FakeChannel()
     job = {"op": "job", "id": "j2", "sid": "live", "ring": "i1s.test.never-attached", "start": 0.0, "end": 8.0}
     worker._process(BaselineModel("cpu", faces=False, asr="none"), channel, [job])
     (reply,) = channel.sent
     assert reply["id"] == "j2" and reply["reason"].startswith("ring:"), "read (and failed: no such ring), not skipped"
-    assert "other" in worker.recently_ended
+
+
+def test_a_forgotten_ring_is_not_attached_again():
+    from shm.media_ring import MediaRing
+    from shm.segment import make_server_prefix, segment_name
+    from workers.service import RingCache, RingForgotten
+
+    name = segment_name(make_server_prefix(), "ringcache")
+    ring = MediaRing.create(name, video_slots=2, max_width=4, max_height=4, audio_seconds=0.1)  # a real segment
+    try:
+        cache = RingCache(remember=2)
+        assert cache.get(ring.name) is cache.get(ring.name)
+        cache.forget(ring.name)
+        with pytest.raises(RingForgotten):
+            cache.get(ring.name)
+        cache.forget("a")
+        cache.forget("b")  # only the newest names are remembered: the oldest may attach again
+        assert cache.get(ring.name).name == ring.name
+        cache.close_all()
+        assert cache.get(ring.name).name == ring.name, "closing all is no forget: the ring attaches again"
+        cache.close_all()
+    finally:
+        ring.close()
+        ring.unlink()

@@ -2,6 +2,7 @@
 
     python -m workers.evaluation.keyphrases            # the chosen rule, per category
     python -m workers.evaluation.keyphrases --sweep    # the threshold rules compared
+    python -m workers.evaluation.keyphrases --decoder topn=2   # a pocketsphinx setting: quality and CPU
 
 The main corpus says each lexicon phrase at most once, in one voice: too few to choose
 detection thresholds, and choosing them on it would fit the table it reports. This probe
@@ -26,6 +27,7 @@ of distractor speech.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -288,6 +290,21 @@ def sweep(utterances: Sequence[Utterance], rules=SWEEP, out=sys.stdout) -> list[
     return results
 
 
+def decoder_options(args: Sequence[str]) -> dict[str, str | int | float]:
+    """``--decoder KEY=VALUE`` (repeatable): pocketsphinx settings to try (e.g. ``topn=2``, ``ds=2``)."""
+    out: dict[str, str | int | float] = {}
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "--decoder":
+            key, _, raw = value.partition("=")
+            for cast in (int, float, str):
+                try:
+                    out[key] = cast(raw)
+                    break
+                except ValueError:
+                    continue
+    return out
+
+
 def main() -> None:
     utts = build()
     n_lab = sum(len(u.labels) for u in utts)
@@ -297,8 +314,14 @@ def main() -> None:
     if "--sweep" in sys.argv[1:]:
         sweep(utts)
         return
-    p = probe(utterances=utts)
+    options = decoder_options(sys.argv[1:])
+    from workers.asr import PocketSphinxKws
+
+    started = time.process_time()
+    p = probe(PocketSphinxKws(decoder_options=options), utterances=utts)
+    cpu = time.process_time() - started
     print(p.table())
+    print(f"decoder options {options or 'default'}: {cpu / sum(u.speech_s for u in utts):.4f} CPU s per s of speech")
     print("missed:", ", ".join(f"{k} {v}" for k, v in sorted(p.missed.items(), key=lambda kv: -kv[1])))
     print("wrong hits:", ", ".join(f"{k} {v}" for k, v in sorted(p.false.items(), key=lambda kv: -kv[1])))
 
