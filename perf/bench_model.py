@@ -77,12 +77,54 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu",
             "per_session_media_s": elapsed / (batch * (float(starts[-1]) + window))}
 
 
+def grey_cache_gain(frames: list, audio: np.ndarray, repeats: int = 4, window: float = 8.0,
+                    hop: float = 3.0) -> dict[str, list[float]]:
+    """CPU s per media second of session of one session's windows in turn, with the per-session grey
+    frames of the motion cues cached (as served) and converted again for every window, alternating
+    ``repeats`` times in one process (the box's drift hits both alike)."""
+    import torch
+
+    from workers.baseline import BaselineModel
+    from workers.contract import WindowInput
+    from workers.features import to_gray_small
+
+    times = np.array([t for t, _ in frames])
+    stack = np.stack([f for _, f in frames])
+    starts = np.arange(0.0, float(times[-1]) + 0.1 - window + 1e-6, hop)
+    media = float(starts[-1]) + window
+
+    def win(start: float, sid: str) -> WindowInput:
+        sel = (times >= start) & (times < start + window)
+        fr = stack[sel]
+        fr.setflags(write=False)
+        a0 = int(round(start * 16000))
+        return WindowInput(f"{sid}:{start}", sid, start, start + window, fr, times[sel],
+                           audio[a0:a0 + int(window * 16000)], a0 / 16000)
+
+    model = BaselineModel("cpu")
+    model.analyze([win(0.0, "warm")])
+    cached = model._gray
+    out: dict[str, list[float]] = {"cached": [], "uncached": []}
+    for rep in range(repeats):
+        for mode in out:
+            model.clear_caches()
+            model._gray = cached if mode == "cached" else (lambda w: to_gray_small(w.frames, torch.device("cpu")))
+            started = time.process_time()
+            for s in starts:
+                model.analyze([win(float(s), f"{mode}{rep}")])
+            out[mode].append((time.process_time() - started) / media)
+    model._gray = cached
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--face", choices=("photo", "disc"), default="photo")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--batches", default="1,4,16", help="batch sizes, comma-separated")
+    parser.add_argument("--grey-ab", action="store_true",
+                        help="also: model CPU with the grey-frame cache vs without it, alternating in one process")
     parser.add_argument("--json")
     args = parser.parse_args()
     import torch
@@ -104,6 +146,13 @@ def main() -> None:
             print(f"{key:<28}{value:>24.4f}")
     if "model_ratio_batch1" in report:
         print(f"model(batch 1) / decode floor: {report['model_ratio_batch1'] / floor:.1f}x")
+    if args.grey_ab:
+        ab = grey_cache_gain(frames, audio)
+        report["grey_cache_ab"] = ab
+        med = {k: float(np.median(v)) for k, v in ab.items()}
+        print("grey frames cached vs converted per window, CPU s per media s of session (4 alternations): "
+              + ", ".join(f"{k} {[round(x, 4) for x in v]} median {med[k]:.4f}" for k, v in ab.items())
+              + f"; saved {1 - med['cached'] / med['uncached']:.1%}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
