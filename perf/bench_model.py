@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from workers.contract import WindowInput
 
 
 def decode_floor(webm: bytes, seconds: float) -> tuple[float, list, np.ndarray]:
@@ -28,6 +32,28 @@ def decode_floor(webm: bytes, seconds: float) -> tuple[float, list, np.ndarray]:
     out = decoder.finish()
     decoder.close()
     return (time.perf_counter() - started) / seconds, out.frames, out.audio
+
+
+class SessionClip:
+    """The decoded clip as a session's windows (``window`` s every ``hop`` s), for any session id."""
+
+    def __init__(self, frames: list, audio: np.ndarray, window: float = 8.0, hop: float = 3.0) -> None:
+        self.times = np.array([t for t, _ in frames])
+        self.stack = np.stack([f for _, f in frames])
+        self.audio, self.window = audio, window
+        self.starts = np.arange(0.0, float(self.times[-1]) + 0.1 - window + 1e-6, hop)
+        self.media = float(self.starts[-1]) + window  # media seconds the windows cover
+
+    def windows_at(self, start: float, sids: list[str]) -> list[WindowInput]:
+        """The window at ``start`` of each session in ``sids``: one read-only frame array shared by all."""
+        from workers.contract import WindowInput
+
+        sel = (self.times >= start) & (self.times < start + self.window)
+        a0 = int(round(start * 16000))
+        frames_in = self.stack[sel]
+        frames_in.setflags(write=False)
+        return [WindowInput(f"{sid}:{start}", sid, start, start + self.window, frames_in, self.times[sel],
+                            self.audio[a0:a0 + int(self.window * 16000)], a0 / 16000) for sid in sids]
 
 
 def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu", window: float = 8.0,
@@ -42,26 +68,14 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu",
     Returns seconds per media second of window (each window counted whole) and per media second
     of session (what capacity depends on)."""
     from workers.baseline import BaselineModel
-    from workers.contract import WindowInput
 
     model = BaselineModel(device=device)
-    times = np.array([t for t, _ in frames])
-    stack = np.stack([f for _, f in frames])
-    media = float(times[-1]) + 0.1
-    starts = np.arange(0.0, media - window + 1e-6, hop)
-
-    def windows_at(start: float, prefix: str) -> list[WindowInput]:
-        sel = (times >= start) & (times < start + window)
-        a0 = int(round(start * 16000))
-        frames_in = stack[sel]  # one copy per window start, shared by the sessions (read only)
-        frames_in.setflags(write=False)
-        return [WindowInput(f"{prefix}{k}:{start}", f"{prefix}{k}", start, start + window, frames_in, times[sel],
-                            audio[a0:a0 + int(window * 16000)], a0 / 16000) for k in range(batch)]
-
-    model.analyze(windows_at(0.0, "warm"))  # imports, kernels, the acoustic model, device buffers
+    session_clip = SessionClip(frames, audio, window, hop)
+    model.analyze(session_clip.windows_at(0.0, [f"warm{k}" for k in range(batch)]))  # imports, kernels, device buffers
     if hasattr(model, "clear_caches"):
         model.clear_caches()
-    calls = [windows_at(float(s), "s") for s in starts]
+    sids = [f"s{k}" for k in range(batch)]
+    calls = [session_clip.windows_at(float(s), sids) for s in session_clip.starts]
     sync = device.startswith("cuda")
     if sync:
         import torch
@@ -73,8 +87,8 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu",
     if sync:
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    return {"per_window_media_s": elapsed / (len(starts) * batch * window),
-            "per_session_media_s": elapsed / (batch * (float(starts[-1]) + window))}
+    return {"per_window_media_s": elapsed / (len(session_clip.starts) * batch * window),
+            "per_session_media_s": elapsed / (batch * session_clip.media)}
 
 
 def grey_cache_gain(frames: list, audio: np.ndarray, repeats: int = 4, window: float = 8.0,
@@ -85,24 +99,11 @@ def grey_cache_gain(frames: list, audio: np.ndarray, repeats: int = 4, window: f
     import torch
 
     from workers.baseline import BaselineModel
-    from workers.contract import WindowInput
     from workers.features import to_gray_small
 
-    times = np.array([t for t, _ in frames])
-    stack = np.stack([f for _, f in frames])
-    starts = np.arange(0.0, float(times[-1]) + 0.1 - window + 1e-6, hop)
-    media = float(starts[-1]) + window
-
-    def win(start: float, sid: str) -> WindowInput:
-        sel = (times >= start) & (times < start + window)
-        fr = stack[sel]
-        fr.setflags(write=False)
-        a0 = int(round(start * 16000))
-        return WindowInput(f"{sid}:{start}", sid, start, start + window, fr, times[sel],
-                           audio[a0:a0 + int(window * 16000)], a0 / 16000)
-
+    session_clip = SessionClip(frames, audio, window, hop)
     model = BaselineModel("cpu")
-    model.analyze([win(0.0, "warm")])
+    model.analyze(session_clip.windows_at(0.0, ["warm"]))
     cached = model._gray
     out: dict[str, list[float]] = {"cached": [], "uncached": []}
     for rep in range(repeats):
@@ -110,9 +111,9 @@ def grey_cache_gain(frames: list, audio: np.ndarray, repeats: int = 4, window: f
             model.clear_caches()
             model._gray = cached if mode == "cached" else (lambda w: to_gray_small(w.frames, torch.device("cpu")))
             started = time.process_time()
-            for s in starts:
-                model.analyze([win(float(s), f"{mode}{rep}")])
-            out[mode].append((time.process_time() - started) / media)
+            for s in session_clip.starts:
+                model.analyze(session_clip.windows_at(float(s), [f"{mode}{rep}"]))
+            out[mode].append((time.process_time() - started) / session_clip.media)
     model._gray = cached
     return out
 

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.session_cache import SessionCache
+from workers.session_cache import SessionCache, drop_keys_before
 from workers.session_cache import time_key as _key
 from workers.signal_shapes import reversal_hz
 from workers.signal_shapes import runs as _runs
@@ -142,12 +142,8 @@ class FaceCache(SessionCache[dict]):
         older than ``STATE_SECONDS``: chains restart every second, so only a window that starts
         mid-second needs the state of the frame before it."""
         entry = self.session(sid)
-        cutoff = _key(newest - self.keep_seconds)
-        state_cutoff = _key(newest - STATE_SECONDS)
-        for key in [k for k in entry["frames"] if k < cutoff]:
-            entry["frames"].pop(key, None)
-        for key in [k for k in entry["states"] if k < state_cutoff]:
-            entry["states"].pop(key, None)
+        drop_keys_before(entry["frames"], newest - self.keep_seconds)
+        drop_keys_before(entry["states"], newest - STATE_SECONDS)
 
 
 class FaceTracker:

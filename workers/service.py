@@ -107,7 +107,6 @@ class Worker:
         self.stop = threading.Event()
         self.link_lost = threading.Event()
         self.ended: queue.Queue[str] = queue.Queue()  # sessions the sequencer forgot (from the receiver thread)
-        self.model = None
 
     def run(self) -> None:
         import torch
@@ -122,7 +121,7 @@ class Worker:
         self._warm_up(model)
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())  # finish the batch in hand, then exit
         signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        self.device, self.model_name, self.model = device, model.name, model
+        self.device, self.model_name = device, model.name
         channel = self._link()
         sdnotify.notify("READY=1")
         logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
@@ -130,7 +129,7 @@ class Worker:
         last_ping = last_stats = 0.0
         while not self.stop.is_set():
             if self.link_lost.is_set():
-                channel = self._relink(channel)
+                channel = self._relink(channel, model)
                 if channel is None:
                     break
             self._forget_ended(model)  # also when idle: an ended session's memory goes now
@@ -163,13 +162,13 @@ class Worker:
         threading.Thread(target=self._receive, args=(channel,), daemon=True).start()
         return channel
 
-    def _relink(self, old: BlockingChannel) -> BlockingChannel | None:
+    def _relink(self, old: BlockingChannel, model) -> BlockingChannel | None:
         """The sequencer restarted: its jobs and sessions are gone with it; keep the warm model and reconnect."""
         old.close()
         while not self.jobs.empty():
             self.jobs.get_nowait()
-        if self.model is not None and hasattr(self.model, "clear_caches"):
-            self.model.clear_caches()  # no forget will come for the old sessions
+        if hasattr(model, "clear_caches"):
+            model.clear_caches()  # no forget will come for the old sessions
         self.rings.close_all()
         logs.log(log, logging.WARNING, "sequencer link lost; reconnecting", worker=self.wid)
         try:
@@ -226,7 +225,6 @@ class Worker:
             self.link_lost.set()
 
     def _process(self, model, channel: BlockingChannel, batch: list[dict]) -> None:
-        self._forget_ended(model)  # a forget that came while the batch gathered
         inputs: list[WindowInput] = []
         jobs: list[dict] = []
         for job in batch:

@@ -23,6 +23,13 @@ def time_key(t: float) -> int:
     return int(round(float(t) * 1000))
 
 
+def drop_keys_before(entries: dict[int, object], t: float) -> None:
+    """Remove the entries keyed by a frame time (:func:`time_key`) before media time ``t``."""
+    cutoff = time_key(t)
+    for key in [k for k in entries if k < cutoff]:
+        entries.pop(key, None)
+
+
 class SessionCache(Generic[E]):
     """session id -> an entry made by ``new_entry``; LRU over at most ``max_sessions`` sessions."""
 
@@ -71,9 +78,5 @@ class FrameTimeCache(SessionCache[dict[int, E]]):
         """Forget a session's frames before media time ``t`` (a session's windows come in time order,
         so frames before the start of its newest window are not asked for again; if they are, they
         are computed again)."""
-        if sid not in self:
-            return
-        entry = self.session(sid)
-        cutoff = time_key(t)
-        for key in [k for k in entry if k < cutoff]:
-            entry.pop(key, None)
+        if sid in self:
+            drop_keys_before(self.session(sid), t)

@@ -44,6 +44,7 @@ def test_forget_from_the_sequencer_drops_the_sessions_caches(media):
     job = {"op": "job", "id": "j1", "sid": "ended", "ring": "i1s.test.never-attached", "start": 0.0, "end": 8.0}
     worker._process(model, channel, [job])
     assert channel.sent == [{"op": "failed", "id": "j1", "reason": "session ended", "retryable": False}]
+    worker._forget_ended(model)  # what the worker's loop does before gathering each batch
     for cache in (model.gray_cache, model.face.cache, model.asr_cache):
         assert "ended" not in cache and "kept" in cache
     sequencer_end.close()
