@@ -1,6 +1,7 @@
 """Model and decode cost per media second, measured side by side in one run.
 
-    python -m perf.bench_model [--seconds 40] [--device cpu|cuda|auto] [--batches 1,4,16] [--json out.json]
+    python -m perf.bench_model [--seconds 40] [--device cpu|cuda|auto] [--batches 1,4,16] [--cuda-graphs 4,16]
+                               [--grey-ab] [--json out.json]
 
 Reports, for the same real WebM (VP8 + Opus, 640x480, encoded here by libvpx/libopus):
 - the decode floor: demux + decode + analysis-size conversion (inter1srv.ingest) per media second;
@@ -91,6 +92,28 @@ def model_cost(frames: list, audio: np.ndarray, batch: int, device: str = "cpu",
             "per_session_media_s": elapsed / (batch * session_clip.media)}
 
 
+def cuda_graphs_gain(frames: list, audio: np.ndarray, batch: int, device: str, repeats: int = 2) -> dict[str, list[float]]:
+    """``model_cost`` per media second of session with the CUDA graphs of the small networks off and on
+    (``INTER1SRV_CUDA_GRAPHS``, read when a model is built), alternating ``repeats`` times in one process."""
+    import os
+
+    from workers.cuda_graphs import GRAPHS_ENV
+
+    before = os.environ.get(GRAPHS_ENV)
+    out: dict[str, list[float]] = {"eager": [], "graphs": []}
+    try:
+        for _ in range(repeats):
+            for mode in out:
+                os.environ[GRAPHS_ENV] = "1" if mode == "graphs" else "0"
+                out[mode].append(model_cost(frames, audio, batch, device=device)["per_session_media_s"])
+    finally:
+        if before is None:
+            os.environ.pop(GRAPHS_ENV, None)
+        else:
+            os.environ[GRAPHS_ENV] = before
+    return out
+
+
 def grey_cache_gain(frames: list, audio: np.ndarray, repeats: int = 4, window: float = 8.0,
                     hop: float = 3.0) -> dict[str, list[float]]:
     """CPU s per media second of session of one session's windows in turn, with the per-session grey
@@ -126,6 +149,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1,4,16", help="batch sizes, comma-separated")
     parser.add_argument("--grey-ab", action="store_true",
                         help="also: model CPU with the grey-frame cache vs without it, alternating in one process")
+    parser.add_argument("--cuda-graphs", default="", metavar="BATCHES",
+                        help="also (CUDA only): the model with the small networks' CUDA graphs off vs on at these "
+                             "batch sizes (comma-separated), alternating in one process")
     parser.add_argument("--json")
     args = parser.parse_args()
     import torch
@@ -147,6 +173,15 @@ def main() -> None:
             print(f"{key:<28}{value:>24.4f}")
     if "model_ratio_batch1" in report:
         print(f"model(batch 1) / decode floor: {report['model_ratio_batch1'] / floor:.1f}x")
+    if args.cuda_graphs and device.startswith("cuda"):
+        for batch in (int(b) for b in args.cuda_graphs.split(",") if b):
+            ab = cuda_graphs_gain(frames, audio, batch, device)
+            report[f"cuda_graphs_ab_batch{batch}"] = ab
+            med = {k: float(np.median(v)) for k, v in ab.items()}
+            print(f"CUDA graphs at batch {batch}, s per media s of session (2 alternations): eager "
+                  f"{med['eager']:.4f}, graphs {med['graphs']:.4f}, graphs / eager {med['graphs'] / med['eager']:.3f}")
+    elif args.cuda_graphs:
+        print("--cuda-graphs: CUDA is not available here, nothing to compare")
     if args.grey_ab:
         ab = grey_cache_gain(frames, audio)
         report["grey_cache_ab"] = ab

@@ -90,13 +90,13 @@ from workers.contract import (
     WindowInput,
     WindowResult,
 )
+from workers.dali_media import make_gray
 from workers.face import FaceCache, FaceTracker, MtcnnTracker, face_cues, make_tracker
 from workers.features import (
     AUDIO_HOP,
     MOTION_REF_DT,
     audio_features,
     motion_features,
-    to_gray_small,
 )
 from workers.session_baseline import learning_cqi
 from workers.session_cache import FrameTimeCache, time_key
@@ -195,7 +195,7 @@ class BaselineModel:
     name = "baseline-cues-v2"
 
     def __init__(self, device: str = "cpu", *, asr: str | AsrBackend | None = None, faces: bool | str = True,
-                 settings: ModelSettings | None = None) -> None:
+                 settings: ModelSettings | None = None, media: str | None = None) -> None:
         self.settings = settings or model_settings()  # cue thresholds: $INTER1SRV_MODEL_SETTINGS or defaults
         self.device = str(device)
         self._device = torch.device(device)
@@ -203,6 +203,7 @@ class BaselineModel:
         self.asr_cache = AsrCache()
         # 80x60 grey frames of the motion cues, per session and frame time (each frame is in 2-3 windows)
         self.gray_cache: FrameTimeCache[torch.Tensor] = FrameTimeCache()
+        self.to_gray = make_gray(media, self._device)  # torch or DALI ($INTER1SRV_MEDIA): same values
         self.face: FaceTracker | MtcnnTracker | None = None
         if faces:  # True: $INTER1SRV_FACE or auto; or "haar" / "mtcnn" / "auto"
             try:
@@ -215,7 +216,8 @@ class BaselineModel:
         """Per-worker cache hit rates (face frames, ASR regions) and seconds of audio decoded."""
         out = {"asr_hits": self.asr_cache.hits, "asr_misses": self.asr_cache.misses,
                "asr_decoded_s": round(self.asr_cache.decoded_s, 3),
-               "gray_hits": self.gray_cache.hits, "gray_misses": self.gray_cache.misses}
+               "gray_hits": self.gray_cache.hits, "gray_misses": self.gray_cache.misses,
+               "media": self.to_gray.backend}
         if self.face is not None:
             out.update(face_detector=self.face.kind, face_hits=self.face.cache.hits,
                        face_misses=self.face.cache.misses,
@@ -330,13 +332,13 @@ class BaselineModel:
         n = w.frames.shape[0]
         keys = [time_key(t) for t in np.asarray(w.frame_times, dtype=np.float64)[:n]]
         if n == 0 or len(set(keys)) < n:  # two frames at one millisecond cannot share a key: no cache
-            return to_gray_small(w.frames, self._device)
+            return self.to_gray(w.frames)
         cached = self.gray_cache.session(w.session_id)
         todo = np.array([k not in cached for k in keys])
         self.gray_cache.misses += int(todo.sum())
         self.gray_cache.hits += n - int(todo.sum())
         for a, b in _runs(todo):  # contiguous frames: one strided view each
-            gray = to_gray_small(w.frames[a:b], self._device)
+            gray = self.to_gray(w.frames[a:b])
             for i in range(a, b):
                 cached[keys[i]] = gray[i - a].clone()  # a view would keep the whole block alive
         out = torch.stack([cached[k] for k in keys])

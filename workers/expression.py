@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.cuda_graphs import BucketedGraphs
 from workers.package_data import package_dir
 
 if TYPE_CHECKING:
@@ -189,6 +190,12 @@ class ExpressionNet:
         net = MiniXception()
         net.load_state_dict(load_state(path))
         self.net = _fold_batch_norms(net.eval()).to(self.device, memory_format=torch.channels_last)
+        self._forward = BucketedGraphs(self.net, name="expression network")  # $INTER1SRV_CUDA_GRAPHS
+
+    def warm_up(self) -> None:
+        """Kernel selection (and, where enabled, the CUDA graphs' captures) before the first batch."""
+        self.probabilities(np.zeros((8, INPUT, INPUT), np.uint8))
+        self._forward.warm((1, INPUT, INPUT), self.device)
 
     @torch.inference_mode()
     def probabilities(self, crops: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -198,7 +205,7 @@ class ExpressionNet:
             return np.zeros((0, len(CLASSES)), dtype=np.float32)
         x = x.to(self.device, non_blocking=True).float().unsqueeze(1)
         x = ((x / 255.0 - 0.5) * 2.0).contiguous(memory_format=torch.channels_last)
-        return torch.softmax(self.net(x), dim=1).cpu().numpy()
+        return torch.softmax(self._forward(x), dim=1).cpu().numpy()
 
 
 CROP_SCALE = 1.2  # crop side over the tracked face size (FER2013 faces include brow and chin)
@@ -233,7 +240,7 @@ class SmileMeter:
         self.net = ExpressionNet(device, path=path)
         self.faces = 0  # faces measured (a cost counter)
         if self.net.device.type == "cuda":  # kernel selection before the worker says it is ready
-            self.net.probabilities(np.zeros((8, INPUT, INPUT), np.uint8))
+            self.net.warm_up()
 
     def measure(self, pairs: list[tuple[np.ndarray, FaceFrame]]) -> None:
         """Set ``rec.smile`` for each (frame, record) whose record is a frontal face with a size."""

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.cuda_graphs import BucketedGraphs
 from workers.package_data import package_dir
 from workers.staging import FrameStaging
 
@@ -244,6 +245,9 @@ class Mtcnn:
         for net, name in ((self.pnet, "pnet.pt"), (self.rnet, "rnet.pt"), (self.onet, "onet.pt")):
             net.load_state_dict(load_state(name, directory))
             net.to(self.device).eval()
+        # fixed-shape crops: replayed CUDA graphs per bucketed batch size where $INTER1SRV_CUDA_GRAPHS asks
+        self._rnet = BucketedGraphs(self.rnet, name="R-net")
+        self._onet = BucketedGraphs(self.onet, name="O-net")
 
     @torch.inference_mode()
     def warm_up(self, height: int = 240, width: int = 320) -> None:
@@ -251,6 +255,8 @@ class Mtcnn:
         frame = np.full((1, height, width, 3), 128, np.uint8)
         self.detect(frame)
         self.rnet(torch.zeros((1, 3, 24, 24), device=self.device))
+        self._rnet.warm((3, 24, 24), self.device)
+        self._onet.warm((3, 48, 48), self.device)
         self.track(frame, np.array([[width / 3, height / 3, width / 2, height / 2]], np.float32))
 
     def scales(self, h: int, w: int) -> list[float]:
@@ -327,7 +333,7 @@ class Mtcnn:
 
     def _output(self, levels: _Pyramid, boxes: np.ndarray, inds: np.ndarray):
         """O-net on square candidate boxes: (boxes as pixel edges, scores, landmarks, inds) that pass."""
-        reg, pts, prob = self.onet(self._crops(levels, boxes, inds, 48))
+        reg, pts, prob = self._onet(self._crops(levels, boxes, inds, 48))
         score, reg, pts = prob[:, 1].cpu().numpy(), reg.cpu().numpy(), pts.cpu().numpy()
         ok = score > self.thresholds[2]
         boxes, inds, score, reg, pts = boxes[ok], inds[ok], score[ok], reg[ok], pts[ok]
@@ -382,7 +388,7 @@ class Mtcnn:
         boxes = _square(_regress(boxes[:, :4], boxes[:, 5:9]))
 
         # ---- stage 2: R-net on 24x24 crops of every frame's candidates
-        reg, prob = self.rnet(self._crops(levels, boxes, inds, 24))
+        reg, prob = self._rnet(self._crops(levels, boxes, inds, 24))
         score, reg = prob[:, 1].cpu().numpy(), reg.cpu().numpy()
         ok = score > t2
         boxes, inds, score, reg = boxes[ok], inds[ok], score[ok], reg[ok]

@@ -124,7 +124,8 @@ class Worker:
         self.device, self.model_name = device, model.name
         channel = self._link()
         sdnotify.notify("READY=1")
-        logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name)
+        logs.log(log, logging.INFO, "worker ready", worker=self.wid, device=device, model=model.name,
+                 media=getattr(getattr(model, "to_gray", None), "backend", None))
         watchdog = sdnotify.watchdog_interval()
         last_ping = last_stats = 0.0
         while not self.stop.is_set():

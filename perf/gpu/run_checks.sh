@@ -3,7 +3,8 @@
 # on a GPU host whose python3 has torch; wheels from perf/gpu/fetch_wheels.sh in .whl/):
 #
 #   bash perf/gpu/run_checks.sh tests    # install, versions, the gpu-marked tests, model cost on CUDA
-#                                        # at batch 1/4/16/64 (~3 min)
+#                                        # at batch 1/4/16/64, CUDA graphs off vs on at 4/16, and
+#                                        # perf.bench_media where DALI is installed (~4 min)
 #   bash perf/gpu/run_checks.sh sweep    # capacity sweep of inter1srv on the GPU (~5 min at the defaults)
 #   bash perf/gpu/run_checks.sh naive    # the naive one-process reference on the same GPU (~2 min)
 #
@@ -70,9 +71,15 @@ tests)
     # the gpu-marked tests all live in tests/workers (other folders import packages a bare host lacks)
     "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/workers 2>&1 | tee "$OUTDIR/gpu-tests.txt"
     check_done $? "gpu tests"
-    "$PY" -m perf.bench_model --device auto --batches "${BATCHES:-1,4,16,64}" --json "$OUTDIR/bench-model.json" 2>&1 \
+    "$PY" -m perf.bench_model --device auto --cuda-graphs 4,16 --batches "${BATCHES:-1,4,16,64}" --json "$OUTDIR/bench-model.json" 2>&1 \
         | tee "$OUTDIR/bench-model.txt"
     check_done $? "model bench"
+    if "$PY" -c "import nvidia.dali" 2>/dev/null; then  # only where DALI is installed (its wheel cannot travel)
+        "$PY" -m perf.bench_media --json "$OUTDIR/bench-media.json" 2>&1 | tee "$OUTDIR/bench-media.txt"
+        check_done $? "media bench"
+    else
+        echo "NVIDIA DALI is not installed here: perf.bench_media skipped" | tee "$OUTDIR/bench-media.txt"
+    fi
     ;;
 sweep)
     LEVELS="${LEVELS:-64,128,200,256}"
