@@ -73,13 +73,10 @@ class DaliDecode:
 
 def window_frames(webm: bytes, n: int = 80) -> np.ndarray:
     """``n`` frames of the clip at the rings' size (320x240), as the frontend writes them."""
-    from inter1srv.ingest.decode import MediaDecoder
+    from perf.bench_model import decode_floor
 
-    decoder = MediaDecoder(fps=10, width=320, max_height=240)
-    decoder.feed(webm)
-    out = decoder.finish()
-    decoder.close()
-    return np.stack([f for _, f in out.frames[:n]])
+    _, frames, _ = decode_floor(webm, 1.0)  # the frontend's decode to the rings' size
+    return np.stack([f for _, f in frames[:n]])
 
 
 def main() -> None:

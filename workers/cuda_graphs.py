@@ -42,10 +42,11 @@ def graphs_enabled(flag: bool | None = None) -> bool:
 Outputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 
-def _rows(out: Outputs, n: int, copy: bool) -> Outputs:
+def _first_rows(out: Outputs, n: int) -> Outputs:
+    """Copies of the first ``n`` rows (the next replay overwrites the static outputs)."""
     if isinstance(out, tuple):
-        return tuple(o[:n].clone() if copy else o[:n] for o in out)
-    return out[:n].clone() if copy else out[:n]
+        return tuple(o[:n].clone() for o in out)
+    return out[:n].clone()
 
 
 def pad_to_bucket(x: torch.Tensor, max_batch: int = MAX_BATCH) -> torch.Tensor:
@@ -97,7 +98,7 @@ class BucketedGraphs:
                 g.static_in[n:].zero_()
             g.graph.replay()
             self.replays += 1
-            return _rows(g.static_out, n, copy=True)
+            return _first_rows(g.static_out, n)
 
     def warm(self, shape: tuple[int, ...], device: torch.device) -> None:
         """Capture every bucket for inputs shaped ``shape`` now (worker start-up), not in the batches

@@ -31,11 +31,10 @@ import os
 import numpy as np
 import torch
 
-from .features import VIDEO_H, VIDEO_W, to_gray_small
+from .features import LUMA_WEIGHTS, VIDEO_H, VIDEO_W, gray_subsample, to_gray_small
 
 MEDIA_ENV = "INTER1SRV_MEDIA"
 MEDIA_BACKENDS = ("torch", "dali")
-LUMA = (0.299, 0.587, 0.114)  # BT.601, as features._luma
 DALI_INSTALL_HINT = "pip install nvidia-dali-cuda130 (CUDA 13 drivers) or nvidia-dali-cuda120 (CUDA 12)"
 
 
@@ -97,7 +96,7 @@ class DaliGray:
             frames = fn.external_source(name="frames", dtype=types.UINT8, layout="HWC", device="cpu")
             if gpu:
                 frames = frames.gpu()
-            luma = fn.coord_transform(frames, M=list(LUMA), dtype=types.FLOAT)  # (h, w, 1)
+            luma = fn.coord_transform(frames, M=list(LUMA_WEIGHTS), dtype=types.FLOAT)  # (h, w, 1)
             if box is None:  # not a whole multiple of 80x60: antialiased linear, close to torch's area
                 return fn.resize(luma, size=(VIDEO_H, VIDEO_W), interp_type=types.INTERP_LINEAR,
                                  antialias=True, dtype=types.FLOAT)
@@ -115,9 +114,7 @@ class DaliGray:
         out = torch.empty((t, VIDEO_H, VIDEO_W), dtype=torch.float32, device=self.device)
         if t == 0:
             return out
-        h, w = frames.shape[1], frames.shape[2]
-        sy, sx = max(1, h // (2 * VIDEO_H)), max(1, w // (2 * VIDEO_W))
-        view = np.ascontiguousarray(frames[:, ::sy, ::sx])  # the same subsample as to_gray_small
+        view = np.ascontiguousarray(gray_subsample(frames))  # the same subsample as to_gray_small
         gh, gw = view.shape[1], view.shape[2]
         whole = gh % VIDEO_H == 0 and gw % VIDEO_W == 0
         pipe = self._pipeline((gh // VIDEO_H, gw // VIDEO_W) if whole else None)

@@ -49,6 +49,7 @@ DB_FLOOR = -120.0
 FLUX_BINS = int(4000.0 * PITCH_NFFT / AUDIO_SR) + 1  # 0-4 kHz
 
 VIDEO_W, VIDEO_H = 80, 60
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # BT.601 R, G, B
 MOTION_REF_DT = 0.1  # motion values are scaled to a 10 fps frame interval
 
 _window_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -115,6 +116,14 @@ def audio_features(audio: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"db": db, "voicing": voicing, "f0": f0, "flux": flux.clamp(0.0, 1.0)}
 
 
+def gray_subsample(frames: np.ndarray) -> np.ndarray:
+    """The strided view of ``(T, H, W, 3)`` frames at about twice 80x60 (``frames`` itself when no
+    stride applies): the first step of every grey-frame path."""
+    h, w = frames.shape[1], frames.shape[2]
+    sy, sx = max(1, h // (2 * VIDEO_H)), max(1, w // (2 * VIDEO_W))
+    return frames[:, ::sy, ::sx] if (sy > 1 or sx > 1) else frames
+
+
 def to_gray_small(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     """(T, H, W, 3) uint8 RGB -> (T, VIDEO_H, VIDEO_W) float32 luma (BT.601 weights).
 
@@ -125,9 +134,7 @@ def to_gray_small(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     t = frames.shape[0]
     if t == 0:
         return torch.zeros((0, VIDEO_H, VIDEO_W), dtype=torch.float32, device=device)
-    h, w = frames.shape[1], frames.shape[2]
-    sy, sx = max(1, h // (2 * VIDEO_H)), max(1, w // (2 * VIDEO_W))
-    view = frames[:, ::sy, ::sx] if (sy > 1 or sx > 1) else frames
+    view = gray_subsample(frames)
     if not view.flags.writeable:  # read-only shared-memory views: torch.from_numpy would warn
         view = np.array(view, copy=True)
     x = torch.from_numpy(view).to(device)
@@ -144,7 +151,7 @@ def to_gray_small(frames: np.ndarray, device: torch.device) -> torch.Tensor:
 def _luma(device: torch.device) -> torch.Tensor:
     key = str(device)
     if key not in _luma_cache:
-        _luma_cache[key] = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32, device=device)
+        _luma_cache[key] = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=device)
     return _luma_cache[key]
 
 
