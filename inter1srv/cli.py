@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(args)
     overrides = {k: v for k, v in vars(args).items() if k in ServerConfig.__dataclass_fields__}
-    cfg = ServerConfig.from_env(**overrides)
+    try:
+        cfg = ServerConfig.from_env(**overrides)
+    except ValueError as exc:  # a setting that cannot be used: say which, before anything starts
+        print(f"inter1srv: {exc}", file=sys.stderr)
+        return 2
     if args.command == "keys":
         return _keys(args, cfg)
     if args.command in ("serve", "sequencer", "worker"):

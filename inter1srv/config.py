@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from shm.media_ring import PIXEL_FORMATS
+
 ENV_PREFIX = "INTER1SRV_"
 
 
@@ -50,6 +52,7 @@ class ServerConfig:
     hop_seconds: float = 3.0
     lead_in_windows: int = 1  # growing windows [0, hop), [0, 2 hop) first: first events after one hop
     ring_seconds: float = 26.0
+    ring_pixel_format: str = "yuv420p"  # analysis frames in the rings: yuv420p (1.5 bytes a pixel) or rgb24 (3)
     backpressure_seconds: float = 14.0
     # scheduling
     batch_max: int = 8
@@ -60,6 +63,14 @@ class ServerConfig:
     watchdog_seconds: float = 30.0  # serve's watchdog: a role silent this long is killed and restarted
     # identity of this server instance (segment prefix); set by the supervisor
     instance_pid: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):  # which GPU: the supervisor sets CUDA_VISIBLE_DEVICES
+            raise ValueError(f"{ENV_PREFIX}DEVICE={self.device!r}: one of auto, cpu, cuda "
+                             "(each worker is given one GPU of CUDA_VISIBLE_DEVICES in turn)")
+        if self.ring_pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"{ENV_PREFIX}RING_PIXEL_FORMAT={self.ring_pixel_format!r}: "
+                             f"one of {', '.join(PIXEL_FORMATS)}")
 
     @property
     def data_path(self) -> Path:
@@ -84,7 +95,10 @@ class ServerConfig:
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
-                values[f.name] = _coerce(f, raw)
+                try:
+                    values[f.name] = _coerce(f, raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

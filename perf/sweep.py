@@ -8,7 +8,7 @@ sessions against it; the same is done for the naive one-process reference (``per
 "Capacity" is the most sessions held with every session ending cleanly, zero dropped seconds and
 windows, and p99 window ratio < 1.  Side by side in the same run: the decode-only floor (PyAV demux
 + decode of the same WebM, nothing else), the ingest floor (the server's MediaDecoder: decode +
-analysis-size RGB + 16 kHz mono) and the baseline model's cost at batch 1/4/16.
+analysis-size frames in the rings' pixel format + 16 kHz mono) and the baseline model's cost at batch 1/4/16.
 
 Writes ``sweep.json``, ``table.txt`` and ``sweep.png`` (ratio / lag / drops / CPU against sessions)
 under ``--out`` (default ``perf/results/sweep-<time>``).
@@ -46,11 +46,14 @@ def decode_only_floor(webm: bytes, seconds: float) -> dict:
 
 
 def ingest_floor(webm: bytes, seconds: float) -> dict:
-    """The server's own decode path (MediaDecoder: decode + 320x240 RGB at 10 fps + 16 kHz mono)."""
+    """The server's own decode path (MediaDecoder: decode + 320x240 frames at 10 fps in the rings'
+    pixel format + 16 kHz mono)."""
+    from inter1srv.config import ServerConfig
     from inter1srv.ingest.decode import MediaDecoder
 
+    fmt = getattr(ServerConfig.from_env(), "ring_pixel_format", None)  # code from before it: RGB only
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    decoder = MediaDecoder(fps=10, width=320, max_height=240)
+    decoder = MediaDecoder(fps=10, width=320, max_height=240, **({"pixel_format": fmt} if fmt else {}))
     decoder.feed(webm)
     decoder.finish()
     decoder.close()
@@ -77,6 +80,7 @@ def model_costs(webm: bytes, seconds: float) -> dict:
 def floors_with_code(code: Path | None, args: argparse.Namespace) -> dict:
     """The floors and model costs, in a child process importing the server code under test."""
     env = dict(os.environ)
+    env.update(kv.split("=", 1) for kv in args.env)  # the server's settings (e.g. its rings' pixel format)
     root = Path(__file__).resolve().parent.parent
     # the code under test first, then this tree, then what the caller had (e.g. wheels unpacked in /tmp/site)
     env["PYTHONPATH"] = os.pathsep.join([str(code or root), str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -5,7 +5,10 @@ Layout (all offsets 64-byte aligned, little-endian, native int64/float64)::
     [0, 4096)          header: int64 words (magic, version, layout, counters)
     [voff, aoff)       video ring: ``video_slots`` slots of ``slot_stride`` bytes;
                        slot = 64-byte meta (seq_start, seq_end, pts, h, w) + pixels
-                       (h*w*3 uint8, RGB, row-major, at the start of the data area)
+                       at the start of the data area, in the ring's pixel format:
+                       ``rgb24``: (h, w, 3) uint8, RGB, row-major (3 bytes a pixel);
+                       ``yuv420p``: planar I420 as one (h * 3 / 2, w) uint8 array
+                       (Y rows, then the U and V quarter planes; 1.5 bytes a pixel, h and w even)
     [aoff, total)      audio ring: ``audio_capacity`` float32 mono samples
 
 Video frame number ``n`` (0-based write sequence) lives in slot ``n % slots``;
@@ -51,7 +54,7 @@ import numpy as np
 from .segment import Segment
 
 MAGIC = int.from_bytes(b"I1SRING\x01", "little")
-VERSION = 1
+VERSION = 2  # 2: the pixel format word (version 1 rings were rgb24 only)
 HEADER_BYTES = 4096
 SLOT_META_BYTES = 64
 ALIGN = 64
@@ -59,13 +62,39 @@ _RETRIES = 4
 
 # int64 header word indices
 _MAGIC, _VERSION, _HDR_BYTES, _TOTAL, _SLOTS, _MAXW, _MAXH, _STRIDE = range(8)
-_VOFF, _RATE, _ACAP, _AOFF, _WRITER_PID = range(8, 13)
+_VOFF, _RATE, _ACAP, _AOFF, _WRITER_PID, _PIXFMT = range(8, 14)
 _V_BEGIN, _V_WRITTEN, _FRAME_H, _FRAME_W, _ENDED = range(16, 21)
 _A_BEGIN, _A_WRITTEN = 24, 25
 # float64 header word indices (same memory, reinterpreted)
 _LATEST_PTS, _EVICTED_PTS = 32, 33
 # slot meta int64 word indices (pts is float64 word 2)
 _SEQ_START, _SEQ_END, _PTS, _SH, _SW = range(5)
+
+
+# pixel formats (FFmpeg's names, as PyAV's reformatter takes them) and their header codes
+PIXEL_FORMATS = ("rgb24", "yuv420p")
+
+
+def frame_array_shape(pixel_format: str, h: int, w: int) -> tuple[int, ...]:
+    """The array shape one ``h`` x ``w`` frame has in ``pixel_format``."""
+    if pixel_format == "rgb24":
+        return (h, w, 3)
+    if pixel_format == "yuv420p":
+        return (h * 3 // 2, w)
+    raise ValueError(f"unknown pixel format {pixel_format!r}: one of {', '.join(PIXEL_FORMATS)}")
+
+
+def frame_size_of(pixel_format: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(h, w) of a frame array of ``shape`` in ``pixel_format``; ValueError if it is not one."""
+    _pixfmt_code(pixel_format)  # an unknown format says so
+    if pixel_format == "rgb24" and len(shape) == 3 and shape[2] == 3:
+        return int(shape[0]), int(shape[1])
+    if pixel_format == "yuv420p" and len(shape) == 2 and shape[0] % 3 == 0 and shape[1] % 2 == 0:
+        h = int(shape[0]) * 2 // 3
+        if h % 2 == 0:
+            return h, int(shape[1])
+    want = "(H, W, 3)" if pixel_format == "rgb24" else "(H * 3 / 2, W) with H and W even"
+    raise ValueError(f"a {pixel_format} frame must be a {want} uint8 array, got shape {shape}")
 
 
 class Lapped(Exception):
@@ -91,9 +120,9 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _layout(slots: int, max_w: int, max_h: int, acap: int) -> tuple[int, int, int, int]:
+def _layout(slots: int, max_w: int, max_h: int, acap: int, pixfmt: int) -> tuple[int, int, int, int]:
     """(slot_stride, video_offset, audio_offset, total_bytes)."""
-    stride = SLOT_META_BYTES + _align(max_w * max_h * 3)
+    stride = SLOT_META_BYTES + _align(math.prod(frame_array_shape(PIXEL_FORMATS[pixfmt], max_h, max_w)))
     voff = HEADER_BYTES
     aoff = voff + slots * stride
     return stride, voff, aoff, aoff + _align(acap * 4)
@@ -120,12 +149,13 @@ class MediaRing:
         self._slots, self._max_w, self._max_h = int(h[_SLOTS]), int(h[_MAXW]), int(h[_MAXH])
         self._stride, voff = int(h[_STRIDE]), int(h[_VOFF])
         self._rate, self._acap, aoff = int(h[_RATE]), int(h[_ACAP]), int(h[_AOFF])
+        self._pixfmt = PIXEL_FORMATS[int(h[_PIXFMT])]
         n = self._slots
         self._meta = np.ndarray((n, 8), np.int64, buf, voff, (self._stride, 8))
         self._pts = np.ndarray((n,), np.float64, buf, voff + 8 * _PTS, (self._stride,))
         self._data_off = voff + SLOT_META_BYTES
         self._audio = np.ndarray((self._acap,), np.float32, buf, aoff)
-        self._frames4: np.ndarray | None = None  # (slots, h, w, 3) view, once the shape is known
+        self._frames_view: np.ndarray | None = None  # (slots, *frame array shape) view, once the shape is known
         # writer-side cache of the shared counters
         self._vw = int(h[_V_WRITTEN])
         self._aw = int(h[_A_WRITTEN])
@@ -134,10 +164,12 @@ class MediaRing:
     # ------------------------------------------------------------------ setup
     @staticmethod
     def bytes_needed(
-        *, video_slots: int, max_width: int, max_height: int, audio_seconds: float, sample_rate: int = 16000
+        *, video_slots: int, max_width: int, max_height: int, audio_seconds: float, sample_rate: int = 16000,
+        pixel_format: str = "rgb24",
     ) -> int:
         """Shared-memory bytes one ring with these parameters occupies."""
-        return _layout(video_slots, max_width, max_height, _audio_capacity(audio_seconds, sample_rate))[3]
+        return _layout(video_slots, max_width, max_height, _audio_capacity(audio_seconds, sample_rate),
+                       _pixfmt_code(pixel_format))[3]
 
     @classmethod
     def create(
@@ -149,12 +181,14 @@ class MediaRing:
         max_height: int,
         audio_seconds: float,
         sample_rate: int = 16000,
+        pixel_format: str = "rgb24",
     ) -> MediaRing:
         """Create the segment and its header; the returned ring is the writer and owner."""
         acap = _audio_capacity(audio_seconds, sample_rate)
+        pixfmt = _pixfmt_code(pixel_format)
         if min(video_slots, max_width, max_height, sample_rate, acap) <= 0:
             raise ValueError("video_slots, max_width, max_height, sample_rate and audio_seconds must be > 0")
-        stride, voff, aoff, total = _layout(video_slots, max_width, max_height, acap)
+        stride, voff, aoff, total = _layout(video_slots, max_width, max_height, acap, pixfmt)
         seg = Segment.create(name, total)
         try:
             hdr = np.ndarray((HEADER_BYTES // 8,), np.int64, seg.buf)
@@ -162,7 +196,7 @@ class MediaRing:
             hdr[_VERSION], hdr[_HDR_BYTES], hdr[_TOTAL] = VERSION, HEADER_BYTES, total
             hdr[_SLOTS], hdr[_MAXW], hdr[_MAXH], hdr[_STRIDE] = video_slots, max_width, max_height, stride
             hdr[_VOFF], hdr[_RATE], hdr[_ACAP], hdr[_AOFF] = voff, sample_rate, acap, aoff
-            hdr[_WRITER_PID] = os.getpid()
+            hdr[_WRITER_PID], hdr[_PIXFMT] = os.getpid(), pixfmt
             hdrf[_LATEST_PTS] = hdrf[_EVICTED_PTS] = -math.inf
             meta = np.ndarray((video_slots, 2), np.int64, seg.buf, voff, (stride, 8))
             meta[:] = -1  # seq_start / seq_end of never-written slots
@@ -189,16 +223,17 @@ class MediaRing:
             hdr = np.ndarray((16,), np.int64, seg.buf)
             magic, version = int(hdr[_MAGIC]), int(hdr[_VERSION])
             words = [int(x) for x in hdr[_TOTAL:_AOFF + 1]]
+            pixfmt = int(hdr[_PIXFMT])
             del hdr
             if magic != MAGIC:
                 what = "not initialised yet" if magic == 0 else "foreign segment"
                 raise RingFormatError(f"{name!r}: bad magic {magic:#018x} ({what})")
-            if version != VERSION:
+            if version not in (1, VERSION):  # 1: written by a frontend from before a reload; rgb24 (word 0)
                 raise RingFormatError(f"{name!r}: media ring version {version}, expected {VERSION}")
             total, slots, max_w, max_h, stride, voff, rate, acap, aoff = words
-            if min(slots, max_w, max_h, rate, acap) <= 0:
-                raise RingFormatError(f"{name!r}: corrupt layout {words}")
-            if _layout(slots, max_w, max_h, acap) != (stride, voff, aoff, total):
+            if min(slots, max_w, max_h, rate, acap) <= 0 or not 0 <= pixfmt < len(PIXEL_FORMATS):
+                raise RingFormatError(f"{name!r}: corrupt layout {words + [pixfmt]}")
+            if _layout(slots, max_w, max_h, acap, pixfmt) != (stride, voff, aoff, total):
                 raise RingFormatError(f"{name!r}: corrupt layout {words}")
             if total > seg.size:
                 raise RingFormatError(f"{name!r}: truncated ({seg.size} bytes, header says {total})")
@@ -209,7 +244,7 @@ class MediaRing:
 
     def close(self) -> None:
         """Drop all views into the mapping, then unmap (idempotent)."""
-        self._hdr = self._hdrf = self._meta = self._pts = self._audio = self._frames4 = None  # type: ignore[assignment]
+        self._hdr = self._hdrf = self._meta = self._pts = self._audio = self._frames_view = None  # type: ignore[assignment]
         self._seg.close()
 
     def unlink(self) -> None:
@@ -246,6 +281,11 @@ class MediaRing:
     @property
     def max_height(self) -> int:
         return self._max_h
+
+    @property
+    def pixel_format(self) -> str:
+        """How frames are stored and read back: ``rgb24`` or ``yuv420p`` (see the module docstring)."""
+        return self._pixfmt
 
     @property
     def sample_rate(self) -> int:
@@ -305,18 +345,22 @@ class MediaRing:
         if not self._writer:
             raise PermissionError(f"media ring {self.name!r} is attached read-only; only its creator writes")
 
-    def _view4(self, h: int, w: int) -> np.ndarray:
-        v = self._frames4
-        if v is None or v.shape[1:3] != (h, w):
-            v = np.ndarray((self._slots, h, w, 3), np.uint8, self._seg.buf, self._data_off, (self._stride, w * 3, 3, 1))
-            self._frames4 = v
+    def _view(self, h: int, w: int) -> np.ndarray:
+        """(slots, *frame array shape) view of the slots' pixels for ``h`` x ``w`` frames."""
+        shape = frame_array_shape(self._pixfmt, h, w)
+        v = self._frames_view
+        if v is None or v.shape[1:] != shape:
+            strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))  # C order, uint8
+            v = np.ndarray((self._slots, *shape), np.uint8, self._seg.buf, self._data_off, (self._stride, *strides))
+            self._frames_view = v
         return v
 
     def write_frame(self, pts: float, frame: np.ndarray) -> int:
-        """Copy one (H, W, 3) uint8 frame into the next slot; returns its sequence number.
+        """Copy one frame in the ring's pixel format into the next slot; returns its sequence number.
 
-        pts must be finite and non-decreasing; all frames of a ring must share
-        one shape (set by the first frame).
+        ``rgb24``: an (H, W, 3) uint8 array; ``yuv420p``: (H * 3 / 2, W) uint8 (PyAV's
+        ``to_ndarray()`` of a yuv420p frame). pts must be finite and non-decreasing; all
+        frames of a ring must share one shape (set by the first frame).
         """
         self._require_writer()
         pts = float(pts)
@@ -324,9 +368,9 @@ class MediaRing:
             raise ValueError(f"pts must be finite, got {pts}")
         if self._vw and pts < self._last_pts:
             raise ValueError(f"pts must not decrease: {pts} after {self._last_pts}")
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError("frame must be an (H, W, 3) uint8 array")
-        h, w = int(frame.shape[0]), int(frame.shape[1])
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            raise ValueError(f"a {self._pixfmt} frame must be a uint8 array")
+        h, w = frame_size_of(self._pixfmt, frame.shape)
         if not (0 < h <= self._max_h and 0 < w <= self._max_w):
             raise ValueError(f"frame {h}x{w} exceeds ring max {self._max_h}x{self._max_w} (or is empty)")
         hdr, meta = self._hdr, self._meta
@@ -344,7 +388,7 @@ class MediaRing:
         _fence()
         self._pts[slot] = pts
         meta[slot, _SH], meta[slot, _SW] = h, w
-        self._view4(h, w)[slot] = frame
+        self._view(h, w)[slot] = frame
         _fence()
         meta[slot, _SEQ_END] = n
         self._hdrf[_LATEST_PTS] = pts
@@ -429,18 +473,19 @@ class MediaRing:
     def read_frames(self, t0: float, t1: float, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of all frames with t0 <= pts < t1, oldest first, and their pts.
 
-        Returns ``(frames (T, H, W, 3) uint8, times (T,) float64)``; frames newer
-        than the last complete write are simply not returned. Raises
+        Returns ``(frames, times (T,) float64)``, frames (T, *frame array shape) uint8 in the
+        ring's pixel format: (T, H, W, 3) for ``rgb24``, (T, H * 3 / 2, W) for ``yuv420p``.
+        Frames newer than the last complete write are simply not returned. Raises
         :class:`Lapped` if any frame in the range was overwritten before or
         during the copy (conservatively also when the range starts before the
         oldest surviving frame and something at/after ``t0`` was evicted).
-        ``out`` ((>=T, H, W, 3) uint8) receives the frames; a view is returned
+        ``out`` ((>=T, *frame array shape) uint8) receives the frames; a view is returned
         (its contents are unspecified after Lapped).
         """
         t0, t1, nslots = float(t0), float(t1), self._slots
         if not t1 > t0:
             shape = self.frame_shape or (0, 0)
-            return _out_slice(out, (0, shape[0], shape[1], 3), np.uint8), np.empty(0, np.float64)
+            return _out_slice(out, (0, *frame_array_shape(self._pixfmt, *shape)), np.uint8), np.empty(0, np.float64)
         for _ in range(_RETRIES):
             w = int(self._hdr[_V_WRITTEN])
             _fence()
@@ -450,7 +495,7 @@ class MediaRing:
             r = self._lower_bound(t0, lo, w, probed)
             e = self._lower_bound(t1, r, w, probed)
             count = e - r
-            frames = _out_slice(out, (count, shape[0], shape[1], 3), np.uint8)
+            frames = _out_slice(out, (count, *frame_array_shape(self._pixfmt, *shape)), np.uint8)
             times = np.empty(count, np.float64)
             if count:
                 slots = np.arange(r, e) % nslots
@@ -478,12 +523,18 @@ class MediaRing:
 
     def _copy_frames(self, r: int, e: int, dst: np.ndarray, shape: tuple[int, int]) -> None:
         """Copy seqs [r, e) into ``dst`` (at most two contiguous slot runs)."""
-        view, nslots, i = self._view4(*shape), self._slots, 0
+        view, nslots, i = self._view(*shape), self._slots, 0
         while r < e:
             slot = r % nslots
             m = min(e - r, nslots - slot)
             dst[i:i + m] = view[slot:slot + m]
             i, r = i + m, r + m
+
+
+def _pixfmt_code(pixel_format: str) -> int:
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"unknown pixel format {pixel_format!r}: one of {', '.join(PIXEL_FORMATS)}")
+    return PIXEL_FORMATS.index(pixel_format)
 
 
 def _out_slice(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:

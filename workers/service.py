@@ -24,6 +24,7 @@ from shm.media_ring import Lapped, MediaRing
 from .batching import next_batch
 from .contract import AUDIO_SAMPLE_RATE, RESULT_CONTRACT, WindowInput
 from .device_stats import gpu_stats
+from .pixels import to_rgb
 
 log = logging.getLogger("inter1srv.worker")
 STATS_INTERVAL_S = 5.0
@@ -85,6 +86,7 @@ class RingCache:
 def read_window(ring: MediaRing, job: dict) -> WindowInput:
     start, end = float(job["start"]), float(job["end"])
     frames, times = ring.read_frames(start, end)
+    frames = to_rgb(frames, ring.pixel_format)  # yuv420p rings: half the shared memory, converted here
     k0, k1 = int(round(start * AUDIO_SAMPLE_RATE)), int(round(end * AUDIO_SAMPLE_RATE))
     audio = ring.read_audio(k0, k1)
     return WindowInput(

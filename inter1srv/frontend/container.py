@@ -20,8 +20,9 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from inter1srv.ingest.decode import DecodedMedia, analysis_size
+from inter1srv.ingest.decode import DecodedMedia, analysis_frame, analysis_size
 from inter1srv.ingest.errors import MALFORMED_MEDIA, NO_VIDEO, IngestError
+from shm.media_ring import frame_array_shape
 
 _AV_ERRORS = (av.error.FFmpegError, ValueError, OSError, EOFError)
 
@@ -35,8 +36,11 @@ class ContainerSource:
 
     truncated: str | None = None
 
-    def __init__(self, data: bytes, *, fps: float, width: int, max_height: int, sample_rate: int = 16000):
+    def __init__(self, data: bytes, *, fps: float, width: int, max_height: int, sample_rate: int = 16000,
+                 pixel_format: str = "rgb24"):
+        frame_array_shape(pixel_format, 2, 2)  # ValueError for an unknown format
         self.fps, self.width, self.max_height, self.sample_rate = fps, width, max_height, sample_rate
+        self.pixel_format = pixel_format
         self._lock = threading.Lock()
         try:
             self._container = av.open(io.BytesIO(data), mode="r")
@@ -171,8 +175,7 @@ class ContainerSource:
         if self._size is None:
             self._size = analysis_size(frame.width, frame.height, self.width, self.max_height)
         w, h = self._size
-        rgb = self._reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-        out.frames.append((max(0.0, t), rgb))
+        out.frames.append((max(0.0, t), analysis_frame(self._reformatter, frame, w, h, self.pixel_format)))
 
     def _audio_frame(self, frame: av.AudioFrame, chunks: list[np.ndarray]) -> None:
         if self._resampler is None:

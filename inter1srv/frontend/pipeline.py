@@ -37,7 +37,8 @@ class MediaSource(Protocol):
 
 
 def new_decoder(cfg: ServerConfig) -> MediaDecoder:
-    return MediaDecoder(fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height)
+    return MediaDecoder(fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height,
+                        pixel_format=cfg.ring_pixel_format)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class MediaPipeline:
                 max_width=self.cfg.analysis_width,
                 max_height=self.cfg.analysis_max_height,
                 audio_seconds=self.cfg.ring_seconds,
+                pixel_format=self.cfg.ring_pixel_format,
             )
         return self.ring
 

@@ -104,7 +104,7 @@ def open_source(cfg, data: bytes) -> tuple[MediaSource, float]:
                 return decoder, decoder.queued_until + DURATION_SLACK_S
             decoder.close()  # Matroska with other codecs (H.264, AAC, ...): the container demuxer
         source = ContainerSource(data, fps=cfg.analysis_fps, width=cfg.analysis_width,
-                                 max_height=cfg.analysis_max_height)
+                                 max_height=cfg.analysis_max_height, pixel_format=cfg.ring_pixel_format)
         return source, source.duration
     except IngestError as exc:
         raise BadUpload(415, exc.code, f"The file could not be decoded: {exc.message}") from exc

@@ -1,4 +1,4 @@
-"""MediaDecoder: client WebM bytes in, analysis-rate RGB frames and 16 kHz mono audio out.
+"""MediaDecoder: client WebM bytes in, analysis-rate frames and 16 kHz mono audio out.
 
 ``feed()`` demuxes at once (cheap, safe to call on the event loop) and queues
 the coded packets; ``decode()`` / ``finish()`` run the codecs (PyAV
@@ -12,9 +12,12 @@ session-cumulative time since the first frame the client sent.
 
 - Video: every packet is decoded (VP8/VP9 are stateful) but only frames that
   reach the next analysis tick (every ``1/fps`` s, on a grid from 0) are
-  converted to RGB at the analysis size, fixed by the first decoded frame:
-  ``width`` (never upscaled), aspect kept, height <= ``max_height``, both
-  even.  A frame's time is its own media time, not the tick's.
+  converted to ``pixel_format`` at the analysis size, fixed by the first decoded
+  frame: ``width`` (never upscaled), aspect kept, height <= ``max_height``, both
+  even.  ``rgb24`` (the default) gives (H, W, 3) arrays; ``yuv420p`` gives planar
+  I420 as (H * 3 / 2, W), half the bytes, which is what the frontend writes into
+  the rings (``workers.pixels`` turns it into RGB).  A frame's time is its own
+  media time, not the tick's.
 - Audio: decoded, resampled to ``sample_rate``, channels averaged to float32
   mono in [-1, 1], made continuous: sample ``k`` of the whole session is media time
   ``k / sample_rate``.  Leading silence is padded when audio starts after 0;
@@ -38,6 +41,8 @@ import av
 import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
+
+from shm.media_ring import frame_array_shape
 
 from .ebml import Block, TrackInfo, WebmDemuxer
 from .errors import MALFORMED_MEDIA, NO_VIDEO, IngestError
@@ -81,6 +86,22 @@ def analysis_size(src_w: int, src_h: int, width: int, max_height: int) -> tuple[
     return max(2, int(round(w)) // 2 * 2), max(2, int(round(h)) // 2 * 2)
 
 
+def analysis_frame(reformatter: VideoReformatter, frame: av.VideoFrame, w: int, h: int,
+                   pixel_format: str) -> np.ndarray:
+    """``frame`` scaled to ``w`` x ``h`` (AREA) as an array in ``pixel_format``.
+
+    I420 comes out BT.601 limited range whatever the source is tagged with (phones tag H.264
+    BT.709, some sources full range): ``workers.pixels`` converts it back with BT.601. RGB takes
+    the source's tags into account itself.
+    """
+    if pixel_format == "yuv420p":
+        out = reformatter.reformat(frame, width=w, height=h, format="yuv420p", interpolation="AREA",
+                                   dst_colorspace="ITU601", dst_color_range="MPEG")
+    else:
+        out = reformatter.reformat(frame, width=w, height=h, format=pixel_format, interpolation="AREA")
+    return out.to_ndarray()
+
+
 def _wrap(exc: Exception, what: str) -> IngestError:
     return IngestError(MALFORMED_MEDIA, f"{what}: {exc}")
 
@@ -99,9 +120,12 @@ class MediaDecoder:
         video_gap_threshold: float = 1.0,
         max_gap: float = 600.0,
         threads: int = 1,
+        pixel_format: str = "rgb24",
     ) -> None:
         if fps <= 0 or width < 2 or max_height < 2 or sample_rate <= 0:
             raise ValueError("fps, width, max_height and sample_rate must be positive")
+        frame_array_shape(pixel_format, 2, 2)  # ValueError for an unknown format
+        self.pixel_format = pixel_format
         self.fps = fps
         self.width = width
         self.max_height = max_height
@@ -357,12 +381,10 @@ class MediaDecoder:
         w, h = self._size
         try:
             # a persistent reformatter keeps its swscale context: ~5x cheaper than frame.reformat()
-            rgb = self._reformatter.reformat(
-                frame, width=w, height=h, format="rgb24", interpolation="AREA"
-            ).to_ndarray()
+            pixels = analysis_frame(self._reformatter, frame, w, h, self.pixel_format)
         except _AV_ERRORS as exc:
             raise _wrap(exc, "video frame conversion failed") from exc
-        out.frames.append((t, rgb))
+        out.frames.append((t, pixels))
 
     def _open_codec(self, names: str | tuple[str, ...], track: TrackInfo) -> av.CodecContext:
         last: Exception | None = None

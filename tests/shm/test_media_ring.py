@@ -223,6 +223,53 @@ def test_header_counters_and_sizes(new_ring) -> None:
     w.close()
 
 
+def i420(seq: int, h: int = 6, w: int = 10) -> np.ndarray:
+    """A planar I420 frame as the frontend writes it: (h * 3 / 2, w), distinct per ``seq``."""
+    return ((np.arange(h * 3 // 2 * w) * 7 + seq * 13) & 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def test_yuv420p_ring_stores_half_the_bytes_and_round_trips(new_ring) -> None:
+    kw = dict(video_slots=260, max_width=320, max_height=240, audio_seconds=26.0, sample_rate=16000)
+    rgb_bytes = MediaRing.bytes_needed(**kw)
+    yuv_bytes = MediaRing.bytes_needed(**kw, pixel_format="yuv420p")
+    audio = 26 * 16000 * 4
+    assert yuv_bytes - audio - 4096 == pytest.approx((rgb_bytes - audio - 4096) / 2, rel=0.001)
+    w = new_ring(video_slots=4, pixel_format="yuv420p")
+    assert w.pixel_format == "yuv420p" and w.nbytes == MediaRing.bytes_needed(
+        video_slots=4, max_width=16, max_height=8, audio_seconds=0.001, pixel_format="yuv420p")
+    r = MediaRing.attach(w.name)
+    assert r.pixel_format == "yuv420p"
+    for i in range(6):  # wraps the 4 slots
+        w.write_frame(i * 0.1, i420(i))
+    assert r.frame_shape == (6, 10)  # the picture's size, not the array's
+    f, t = r.read_frames(0.2, 1.0)
+    assert f.shape == (4, 9, 10) and f.dtype == np.uint8 and np.allclose(t, [0.2, 0.3, 0.4, 0.5])
+    assert all(np.array_equal(f[k], i420(k + 2)) for k in range(4))
+    assert r.read_frames(0.9, 2.0)[0].shape == (0, 9, 10)
+    out = np.zeros((5, 9, 10), np.uint8)
+    assert np.array_equal(r.read_frames(0.4, 0.6, out=out)[0], out[:2])
+    with pytest.raises(Lapped):
+        r.read_frames(0.0, 0.3)
+    with pytest.raises(ValueError, match="yuv420p"):
+        w.write_frame(1.0, frame(0))  # an RGB frame in an I420 ring
+    with pytest.raises(ValueError, match="yuv420p"):
+        w.write_frame(1.0, i420(0)[:8])  # rows that are no I420 picture
+    with pytest.raises(ValueError, match="differs"):
+        w.write_frame(1.0, i420(0, h=4))
+    r.close()
+
+
+def test_rgb_ring_rejects_i420_frames_and_unknown_formats(new_ring) -> None:
+    w = new_ring()
+    assert w.pixel_format == "rgb24"
+    with pytest.raises(ValueError, match="rgb24"):
+        w.write_frame(0.0, i420(0))
+    with pytest.raises(ValueError, match="pixel format"):
+        new_ring("bgr", pixel_format="bgr24")
+    with pytest.raises(ValueError, match="pixel format"):
+        MediaRing.bytes_needed(video_slots=1, max_width=2, max_height=2, audio_seconds=1, pixel_format="nv12")
+
+
 def test_attach_validates_header(root: str) -> None:
     prefix = make_server_prefix(root=root)
     missing = segment_name(prefix, "missing")
@@ -242,13 +289,23 @@ def test_attach_validates_header(root: str) -> None:
     os.close(os.open(f"/dev/shm/{empty}", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     with pytest.raises(RingFormatError, match="empty"):
         MediaRing.attach(empty)
-    ring = MediaRing.create(segment_name(prefix, "ring"), video_slots=2, max_width=4, max_height=4, audio_seconds=0.1)
+    ring = MediaRing.create(segment_name(prefix, "ring"), video_slots=2, max_width=16, max_height=16, audio_seconds=0.1)
     MediaRing.attach(ring.name).close()
     ring._hdr[mr._VERSION] = 99
     with pytest.raises(RingFormatError, match="version"):
         MediaRing.attach(ring.name)
+    ring._hdr[mr._VERSION] = 1  # a frontend from before a reload still writes version 1: RGB rings
+    with MediaRing.attach(ring.name) as old:
+        assert old.pixel_format == "rgb24"
     ring._hdr[mr._VERSION] = mr.VERSION
     ring._hdr[mr._SLOTS] = 1000  # layout no longer adds up
+    with pytest.raises(RingFormatError, match="layout"):
+        MediaRing.attach(ring.name)
+    ring._hdr[mr._SLOTS] = 2
+    ring._hdr[mr._PIXFMT] = 7  # no such pixel format
+    with pytest.raises(RingFormatError, match="layout"):
+        MediaRing.attach(ring.name)
+    ring._hdr[mr._PIXFMT] = 1  # a format whose slots would not fit this layout
     with pytest.raises(RingFormatError, match="layout"):
         MediaRing.attach(ring.name)
     for seg in (foreign, tiny):

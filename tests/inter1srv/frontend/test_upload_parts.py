@@ -109,7 +109,8 @@ def test_container_source_matches_the_webm_decoder():
     parts = [source.decode(3.0), source.finish()]
     frames = [t for p in parts for t, _ in p.frames]
     audio = np.concatenate([p.audio for p in parts])
-    webm = MediaDecoder(fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height)
+    webm = MediaDecoder(fps=cfg.analysis_fps, width=cfg.analysis_width, max_height=cfg.analysis_max_height,
+                        pixel_format=cfg.ring_pixel_format)
     webm.feed(encode_webm(default_script(6.0), width=320, height=240, fps=15))
     ref = webm.finish()
     assert abs(len(frames) - len(ref.frames)) <= 1 and frames == sorted(frames) and frames[0] < 0.1

@@ -354,6 +354,21 @@ def test_frame_size_from_the_first_frame(clips):
     assert out.frames[0][1].shape == (200, 266, 3)
 
 
+def test_yuv420p_frames_are_the_same_pictures_in_half_the_bytes(clips, decoded_live):
+    with MediaDecoder(pixel_format="yuv420p") as decoder:
+        decoder.feed(clips.live)
+        out = decoder.finish()
+    assert [t for t, _ in out.frames] == [t for t, _ in decoded_live.frames]
+    assert {f.shape for _, f in out.frames} == {(360, 320)} and out.frames[0][1].dtype == np.uint8
+    assert np.array_equal(out.audio, decoded_live.audio)
+    for (_, yuv), (_, rgb) in list(zip(out.frames, decoded_live.frames, strict=True))[::20]:
+        luma = 16 + rgb.astype(np.float64) @ np.array([65.481, 128.553, 24.966]) / 255  # BT.601, limited range
+        assert np.abs(yuv[:240].astype(np.float64) - luma).mean() < 1.5  # the Y plane is the picture's luma
+    assert decode_all(clips.vga, width=640, max_height=200, pixel_format="yuv420p").frames[0][1].shape == (300, 266)
+    with pytest.raises(ValueError, match="pixel format"):
+        MediaDecoder(pixel_format="rgba")
+
+
 def test_resolution_change_keeps_the_session_size(clips):
     a, _ = blocks_and_tracks(clips.vga)
     b, _ = blocks_and_tracks(clips.qqvga)
