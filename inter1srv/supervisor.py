@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -267,7 +268,21 @@ def visible_gpus() -> list[str]:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+    return gpus_in_listing(out.stdout)
+
+
+def gpus_in_listing(listing: str) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES values of ``nvidia-smi -L``'s devices: a GPU's index (``GPU 3: ...``),
+    or, for a GPU split by MIG, the UUID of each of its instances (one CUDA device each)."""
+    gpus: list[tuple[str, list[str]]] = []
+    for line in listing.splitlines():
+        gpu = re.match(r"GPU (\d+):", line)
+        mig = re.search(r"\(UUID: (MIG-[^)\s]+)\)", line)
+        if gpu:
+            gpus.append((gpu.group(1), []))
+        elif mig and line.lstrip().startswith("MIG") and gpus:
+            gpus[-1][1].append(mig.group(1))
+    return [dev for index, migs in gpus for dev in (migs or [index])]
 
 
 def worker_gpu(index: int, gpus: list[str], device: str) -> str | None:

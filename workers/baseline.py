@@ -90,6 +90,7 @@ from workers.contract import (
     WindowInput,
     WindowResult,
 )
+from workers.cuda_numerics import use_full_float32
 from workers.dali_media import make_gray
 from workers.face import FaceCache, FaceTracker, MtcnnTracker, face_cues, make_tracker
 from workers.features import (
@@ -199,6 +200,7 @@ class BaselineModel:
         self.settings = settings or model_settings()  # cue thresholds: $INTER1SRV_MODEL_SETTINGS or defaults
         self.device = str(device)
         self._device = torch.device(device)
+        use_full_float32(self._device)  # the CPU's float32 results on CUDA too
         self.asr: AsrBackend = make_backend(asr) if asr is None or isinstance(asr, str) else asr
         self.asr_cache = AsrCache()
         # 80x60 grey frames of the motion cues, per session and frame time (each frame is in 2-3 windows)
@@ -289,7 +291,7 @@ class BaselineModel:
                  "threshold": threshold}.items()}
         out: list[dict | None] = []
         for i in range(len(windows)):
-            k = int(n_own[i])
+            k = lengths[i] // AUDIO_HOP  # from the host list: no device sync per window
             if not host["valid"][i, :k].any():
                 out.append(None)
                 continue

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.cuda_graphs import BucketedGraphs
+from workers.cuda_numerics import use_full_float32
 from workers.package_data import package_dir
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ class ExpressionNet:
 
     def __init__(self, device: str | torch.device = "cpu", *, path: str | None = None) -> None:
         self.device = torch.device(device)
+        use_full_float32(self.device)
         net = MiniXception()
         net.load_state_dict(load_state(path))
         self.net = _fold_batch_norms(net.eval()).to(self.device, memory_format=torch.channels_last)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.cuda_graphs import BucketedGraphs
+from workers.cuda_numerics import use_full_float32
 from workers.package_data import package_dir
 from workers.staging import FrameStaging
 
@@ -239,6 +240,7 @@ class Mtcnn:
     def __init__(self, device: str | torch.device = "cpu", *, min_face: int = MIN_FACE,
                  thresholds: tuple[float, float, float] = THRESHOLDS, directory: str | None = None) -> None:
         self.device = torch.device(device)
+        use_full_float32(self.device)
         self.min_face, self.thresholds = int(min_face), thresholds
         self._staging: FrameStaging | None = None  # CUDA only, created at the first batch
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()

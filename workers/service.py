@@ -38,6 +38,20 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def is_sticky_cuda_error(exc: BaseException) -> bool:
+    """A CUDA error after which this process should not run the model again: those that poison the
+    context (illegal address, launch failure, ECC) and, to be safe, any other CUDA / cuBLAS / cuDNN
+    failure (a restart costs a few seconds; a poisoned worker would fail every batch)."""
+    import torch
+
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("CUDA error" in text or "CUBLAS_STATUS" in text
+                                              or "CUDNN_STATUS" in text)
+
+
 def load_model(device: str):
     from .baseline import BaselineModel
 
@@ -111,13 +125,15 @@ class Worker:
         self.ended: queue.Queue[str] = queue.Queue()  # sessions the sequencer forgot (from the receiver thread)
 
     def run(self) -> None:
+        import cv2
         import torch
 
-        if not torch.cuda.is_available():
-            # one thread per CPU worker: OpenMP's spinning threads cost 5-10x the model itself here
-            # (py-spy, perf/REPORT.md); scale with --workers instead
-            torch.set_num_threads(1)
-            torch.set_num_interop_threads(1)
+        # one thread per worker, CPU or CUDA: OpenMP's spinning threads cost 5-10x the model itself on
+        # the CPU (py-spy, perf/REPORT.md), and a GPU host runs several workers per GPU for the CPU-side
+        # work (speech, audio features, OpenCV); scale with --workers instead
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+        cv2.setNumThreads(1)
         device = pick_device(self.cfg.device)
         model = load_model(device)
         self._warm_up(model)
@@ -247,6 +263,12 @@ class Worker:
             results = model.analyze(inputs)
         except Exception as exc:  # noqa: BLE001 - one bad batch must not kill the worker
             log.exception("model failed")
+            if is_sticky_cuda_error(exc):  # every later batch of this process would fail the same way
+                # exit without answering: the sequencer re-queues the batch for another worker when the
+                # link drops (a "failed" now would send the retry straight back to this process), and
+                # the supervisor (or systemd) restarts this one with a fresh CUDA context
+                logs.log(log, logging.ERROR, "CUDA error: exiting for a fresh CUDA context", worker=self.wid)
+                os._exit(3)
             for job in jobs:
                 channel.send({"op": "failed", "id": job["id"], "reason": f"model: {exc}", "retryable": True})
             return

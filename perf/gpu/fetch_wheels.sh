@@ -30,8 +30,11 @@ tag="cp${PYVER/./}"
 if ! ls "$DEST"/pocketsphinx-5.1.1-"$tag"-*.whl >/dev/null 2>&1; then
     if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
             "${platforms[@]}" -d "$DEST" pocketsphinx==5.1.1 2>/dev/null; then
-        py="$(command -v "python$PYVER" || ls "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$PYVER"*/bin/python"$PYVER" 2>/dev/null | head -1 || true)"
-        [ -x "$py" ] || { echo "no pocketsphinx 5.1.1 wheel for $PYVER and no python$PYVER to build one" >&2; exit 1; }
+        py=""  # the first python$PYVER that runs (a pyenv shim is found on PATH but fails when not selected)
+        for cand in "$(command -v "python$PYVER" || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$PYVER"*/bin/python"$PYVER"; do
+            if [ -x "$cand" ] && "$cand" -c "" 2>/dev/null; then py="$cand"; break; fi
+        done
+        [ -n "$py" ] || { echo "no pocketsphinx 5.1.1 wheel for $PYVER and no python$PYVER to build one" >&2; exit 1; }
         "$py" -m pip wheel -q --no-deps -w "$DEST" pocketsphinx==5.1.1
     fi
 fi

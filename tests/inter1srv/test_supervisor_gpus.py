@@ -1,4 +1,4 @@
-from inter1srv.supervisor import visible_gpus, worker_gpu
+from inter1srv.supervisor import gpus_in_listing, visible_gpus, worker_gpu
 
 
 def test_one_worker_per_gpu_round_robin():
@@ -13,3 +13,16 @@ def test_visible_gpus_honours_cuda_visible_devices(monkeypatch):
     assert visible_gpus() == ["2", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert visible_gpus() == []
+
+
+def test_gpus_from_nvidia_smi_listing_by_index_and_mig_instance():
+    listing = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-6b1f0c3e-0000-0000-0000-000000000000)
+  MIG 3g.40gb     Device  0: (UUID: MIG-8f2a9d1c-1111-1111-1111-111111111111)
+  MIG 3g.40gb     Device  1: (UUID: MIG-8f2a9d1c-2222-2222-2222-222222222222)
+GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-6b1f0c3e-3333-3333-3333-333333333333)
+GPU 3: NVIDIA H100 80GB HBM3 (UUID: GPU-6b1f0c3e-4444-4444-4444-444444444444)
+"""
+    assert gpus_in_listing(listing) == ["MIG-8f2a9d1c-1111-1111-1111-111111111111",
+                                        "MIG-8f2a9d1c-2222-2222-2222-222222222222", "1", "3"]
+    assert gpus_in_listing("") == []
+    assert gpus_in_listing("No devices were found\n") == []

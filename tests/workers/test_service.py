@@ -83,3 +83,16 @@ def test_a_forgotten_ring_is_not_attached_again():
     finally:
         ring.close()
         ring.unlink()
+
+
+def test_sticky_cuda_errors_are_told_from_ordinary_failures():
+    import torch
+
+    from workers.service import is_sticky_cuda_error
+
+    assert is_sticky_cuda_error(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert is_sticky_cuda_error(RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"))
+    if hasattr(torch, "AcceleratorError"):
+        assert is_sticky_cuda_error(torch.AcceleratorError("CUDA error: unspecified launch failure"))
+    assert not is_sticky_cuda_error(RuntimeError("shape '[2, 3]' is invalid for input of size 5"))
+    assert not is_sticky_cuda_error(ValueError("CUDA error in a message that is no CUDA failure"))
