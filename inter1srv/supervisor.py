@@ -82,9 +82,7 @@ class Supervisor:
         env = self._env()
         if child.role == "worker":
             cmd += ["--id", f"w{child.index}"]
-            device = worker_gpu(child.index, self.gpus, self.cfg.device)
-            if device is not None:
-                env["CUDA_VISIBLE_DEVICES"] = device  # one worker per GPU, set before the child starts
+            env.update(worker_gpu_env(child.index, self.gpus, self.cfg.device, env))  # before the child starts
         child.proc = subprocess.Popen(cmd, env=env)
         child.ready = False
         child.started_at = time.monotonic()
@@ -283,6 +281,16 @@ def gpus_in_listing(listing: str) -> list[str]:
         elif mig and line.lstrip().startswith("MIG") and gpus:
             gpus[-1][1].append(mig.group(1))
     return [dev for index, migs in gpus for dev in (migs or [index])]
+
+
+def worker_gpu_env(index: int, gpus: list[str], device: str, env: dict[str, str]) -> dict[str, str]:
+    """The GPU variables worker ``index`` starts with on top of ``env``: one GPU each, in turn, counted
+    as nvidia-smi counts them (PCI bus order; CUDA's own default is fastest first) unless ``env`` says
+    otherwise. Empty when the worker runs on the CPU."""
+    gpu = worker_gpu(index, gpus, device)
+    if gpu is None:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": gpu, "CUDA_DEVICE_ORDER": env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")}
 
 
 def worker_gpu(index: int, gpus: list[str], device: str) -> str | None:

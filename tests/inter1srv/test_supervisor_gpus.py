@@ -1,4 +1,4 @@
-from inter1srv.supervisor import gpus_in_listing, visible_gpus, worker_gpu
+from inter1srv.supervisor import gpus_in_listing, visible_gpus, worker_gpu, worker_gpu_env
 
 
 def test_one_worker_per_gpu_round_robin():
@@ -26,3 +26,10 @@ GPU 3: NVIDIA H100 80GB HBM3 (UUID: GPU-6b1f0c3e-4444-4444-4444-444444444444)
                                         "MIG-8f2a9d1c-2222-2222-2222-222222222222", "1", "3"]
     assert gpus_in_listing("") == []
     assert gpus_in_listing("No devices were found\n") == []
+
+
+def test_worker_environment_counts_gpus_as_nvidia_smi_does():
+    assert worker_gpu_env(1, ["0", "1"], "auto", {}) == {"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    assert worker_gpu_env(0, ["2"], "cuda", {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"})["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
+    assert worker_gpu_env(0, ["0"], "cpu", {}) == {}
+    assert worker_gpu_env(0, [], "auto", {}) == {}

@@ -44,4 +44,5 @@ def test_roles_are_notify_units_with_watchdogs_and_drain_budget():
     assert int(frontend["TimeoutStopSec"]) > 60, "stop must outlast the default 60 s drain"
     worker = _unit("inter1srv-worker@.service")["Service"]
     assert "CUDA_VISIBLE_DEVICES=%i" in worker["Environment"]
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in worker["Environment"]  # %i as nvidia-smi numbers the GPUs
     assert "worker --id gpu%i" in worker["ExecStart"]
