@@ -75,24 +75,26 @@ _SEQ_START, _SEQ_END, _PTS, _SH, _SW = range(5)
 PIXEL_FORMATS = ("rgb24", "yuv420p")
 
 
+def pixel_format_code(pixel_format: str) -> int:
+    """The header code of ``pixel_format``; ValueError naming the known formats for any other."""
+    if pixel_format not in PIXEL_FORMATS:
+        raise ValueError(f"unknown pixel format {pixel_format!r}: one of {', '.join(PIXEL_FORMATS)}")
+    return PIXEL_FORMATS.index(pixel_format)
+
+
 def frame_array_shape(pixel_format: str, h: int, w: int) -> tuple[int, ...]:
     """The array shape one ``h`` x ``w`` frame has in ``pixel_format``."""
-    if pixel_format == "rgb24":
-        return (h, w, 3)
-    if pixel_format == "yuv420p":
-        return (h * 3 // 2, w)
-    raise ValueError(f"unknown pixel format {pixel_format!r}: one of {', '.join(PIXEL_FORMATS)}")
+    pixel_format_code(pixel_format)  # an unknown format says so
+    return (h, w, 3) if pixel_format == "rgb24" else (h * 3 // 2, w)
 
 
 def frame_size_of(pixel_format: str, shape: tuple[int, ...]) -> tuple[int, int]:
     """(h, w) of a frame array of ``shape`` in ``pixel_format``; ValueError if it is not one."""
-    _pixfmt_code(pixel_format)  # an unknown format says so
+    pixel_format_code(pixel_format)  # an unknown format says so
     if pixel_format == "rgb24" and len(shape) == 3 and shape[2] == 3:
         return int(shape[0]), int(shape[1])
     if pixel_format == "yuv420p" and len(shape) == 2 and shape[0] % 3 == 0 and shape[1] % 2 == 0:
-        h = int(shape[0]) * 2 // 3
-        if h % 2 == 0:
-            return h, int(shape[1])
+        return int(shape[0]) * 2 // 3, int(shape[1])  # even: a multiple of 3 rows holds 2 Y rows a third
     want = "(H, W, 3)" if pixel_format == "rgb24" else "(H * 3 / 2, W) with H and W even"
     raise ValueError(f"a {pixel_format} frame must be a {want} uint8 array, got shape {shape}")
 
@@ -169,7 +171,7 @@ class MediaRing:
     ) -> int:
         """Shared-memory bytes one ring with these parameters occupies."""
         return _layout(video_slots, max_width, max_height, _audio_capacity(audio_seconds, sample_rate),
-                       _pixfmt_code(pixel_format))[3]
+                       pixel_format_code(pixel_format))[3]
 
     @classmethod
     def create(
@@ -185,7 +187,7 @@ class MediaRing:
     ) -> MediaRing:
         """Create the segment and its header; the returned ring is the writer and owner."""
         acap = _audio_capacity(audio_seconds, sample_rate)
-        pixfmt = _pixfmt_code(pixel_format)
+        pixfmt = pixel_format_code(pixel_format)
         if min(video_slots, max_width, max_height, sample_rate, acap) <= 0:
             raise ValueError("video_slots, max_width, max_height, sample_rate and audio_seconds must be > 0")
         stride, voff, aoff, total = _layout(video_slots, max_width, max_height, acap, pixfmt)
@@ -529,12 +531,6 @@ class MediaRing:
             m = min(e - r, nslots - slot)
             dst[i:i + m] = view[slot:slot + m]
             i, r = i + m, r + m
-
-
-def _pixfmt_code(pixel_format: str) -> int:
-    if pixel_format not in PIXEL_FORMATS:
-        raise ValueError(f"unknown pixel format {pixel_format!r}: one of {', '.join(PIXEL_FORMATS)}")
-    return PIXEL_FORMATS.index(pixel_format)
 
 
 def _out_slice(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:

@@ -22,7 +22,7 @@ from av.video.reformatter import VideoReformatter
 
 from inter1srv.ingest.decode import DecodedMedia, analysis_frame, analysis_size
 from inter1srv.ingest.errors import MALFORMED_MEDIA, NO_VIDEO, IngestError
-from shm.media_ring import frame_array_shape
+from shm.media_ring import pixel_format_code
 
 _AV_ERRORS = (av.error.FFmpegError, ValueError, OSError, EOFError)
 
@@ -38,7 +38,7 @@ class ContainerSource:
 
     def __init__(self, data: bytes, *, fps: float, width: int, max_height: int, sample_rate: int = 16000,
                  pixel_format: str = "rgb24"):
-        frame_array_shape(pixel_format, 2, 2)  # ValueError for an unknown format
+        pixel_format_code(pixel_format)  # ValueError for an unknown format
         self.fps, self.width, self.max_height, self.sample_rate = fps, width, max_height, sample_rate
         self.pixel_format = pixel_format
         self._lock = threading.Lock()

@@ -42,7 +42,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from shm.media_ring import frame_array_shape
+from shm.media_ring import pixel_format_code
 
 from .ebml import Block, TrackInfo, WebmDemuxer
 from .errors import MALFORMED_MEDIA, NO_VIDEO, IngestError
@@ -124,7 +124,7 @@ class MediaDecoder:
     ) -> None:
         if fps <= 0 or width < 2 or max_height < 2 or sample_rate <= 0:
             raise ValueError("fps, width, max_height and sample_rate must be positive")
-        frame_array_shape(pixel_format, 2, 2)  # ValueError for an unknown format
+        pixel_format_code(pixel_format)  # ValueError for an unknown format
         self.pixel_format = pixel_format
         self.fps = fps
         self.width = width

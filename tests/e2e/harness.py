@@ -228,3 +228,26 @@ def assert_well_formed(record: SessionRecord) -> None:
             assert d["end"] >= active.pop(d["signal_type"])
     if record.ended is not None:
         assert not active, f"signals never ended: {active}"
+
+
+def serve_side_by_side(servers: list[ServerProcess], webm: bytes, seconds: float, config: dict) -> list[SessionRecord]:
+    """The same WebM streamed to every server at once; each session must end cleanly (close 1000, well
+    formed, nothing dropped, ``seconds`` billed) with no error in its server's log."""
+    async def all_sessions():
+        return await asyncio.gather(*(stream_session(srv.url, srv.key, chunks_of(webm, 64 * 1024), config=config)
+                                      for srv in servers))
+
+    records = asyncio.run(all_sessions())
+    for record, srv in zip(records, servers, strict=True):
+        assert record.close_code == 1000, (record.events[-3:], srv.log_tail())
+        assert_well_formed(record)
+        ended = record.ended["data"]
+        assert ended["dropped_ranges"] == [] and abs(ended["billed_seconds"] - seconds) < 0.2, ended
+        assert '"level":"error"' not in srv.log_tail(400)
+    return records
+
+
+def detected_signals(record: SessionRecord) -> list[tuple]:
+    """(signal type, start, probability level, probability score) of each ``signal.detected``."""
+    return [(e["data"]["signal_type"], e["data"]["start"], e["data"]["probability"], e["data"]["probability_score"])
+            for e in record.of("signal.detected")]
